@@ -1,0 +1,318 @@
+"""The op language of the kernel oracle: one memory operation a line.
+
+A program in this language is run twice, once on :class:`memsim.Process` and once by a small C
+program on the real kernel of this machine (:mod:`memsim.oracle.kernel`), and the two runs are
+compared op by op and snapshot by snapshot.
+
+Grammar (``#`` starts a comment; sizes are integers, ``0x`` hex or ``64k``/``2M``/``1G``/``1T``
+binary sizes, and may be negative where C would accept a negative value cast to ``size_t``)::
+
+    mark [LABEL]                                   snapshot point (/proc/self/status)
+    [NAME =] sbrk INCREMENT                        glibc sbrk(): NAME = old break
+    [NAME =] brk ADDR                              raw brk(2): NAME = the break after the call
+    [NAME =] mmap LENGTH PROT [addr=ADDR] [fixed] [noreplace] [noreserve] [shared]
+                              [populate] [flags=N]
+    munmap ADDR LENGTH
+    mprotect ADDR LENGTH PROT
+    [NAME =] mremap ADDR OLD_LEN NEW_LEN [maymove] [fixed=ADDR] [dontunmap]
+    madvise ADDR LENGTH ADVICE                     dontneed | free | hugepage | nohugepage | N
+    write ADDR [LENGTH] [every=STEP]               user code stores to the bytes
+    read ADDR [LENGTH] [every=STEP]                user code loads from the bytes
+    setrlimit data|as|stack SOFT HARD              inf | SIZE | +SIZE (VmData/VmSize + SIZE)
+
+``ADDR`` is ``NAME``, ``NAME+SIZE``, ``NAME-SIZE`` or an absolute ``SIZE``. The names ``brk0``
+(the break when the program starts) and ``anchor`` (a 1 GiB aligned address directly above the
+free part of the mmap area, see :mod:`memsim.oracle.kernel`) always exist; every other name is
+a register set by an earlier ``NAME = ...`` op. ``PROT`` is ``none`` or letters of ``rwx``, or
+a number (so that unknown bits can be tried). ``every=STEP`` touches ADDR, ADDR+STEP, ... below
+ADDR+LENGTH, as a loop with that stride would.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from memsim.errors import TraceError
+
+# Linux x86-64 values (uapi mman-common.h, resource.h)
+PROT_BITS = {"r": 0x1, "w": 0x2, "x": 0x4}
+MAP_SHARED = 0x01
+MAP_PRIVATE = 0x02
+MAP_FIXED = 0x10
+MAP_ANONYMOUS = 0x20
+MAP_NORESERVE = 0x4000
+MAP_POPULATE = 0x8000
+MAP_FIXED_NOREPLACE = 0x100000
+MREMAP_MAYMOVE = 1
+MREMAP_FIXED = 2
+MREMAP_DONTUNMAP = 4
+ADVICE = {"normal": 0, "random": 1, "sequential": 2, "willneed": 3, "dontneed": 4, "free": 8,
+          "hugepage": 14, "nohugepage": 15}
+RLIMIT = {"stack": 3, "data": 2, "as": 9}
+
+_SIZE_RE = re.compile(r"^([+-]?)(0x[0-9a-f]+|\d+)([kmgt]?)(?:i?b)?$", re.IGNORECASE)
+_MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ADDR_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(.+))?$")
+
+BUILTIN_NAMES = ("brk0", "anchor")
+
+
+@dataclass(frozen=True)
+class Addr:
+    """``base + off``: base is None (absolute), ``"brk0"``, ``"anchor"`` or a register name."""
+
+    base: str | None
+    off: int
+
+    def __str__(self) -> str:
+        if self.base is None:
+            return hex(self.off)
+        if self.off == 0:
+            return self.base
+        return f"{self.base}{'+' if self.off > 0 else '-'}{abs(self.off):#x}"
+
+
+@dataclass(frozen=True)
+class Limit:
+    """A setrlimit value: ``mode`` is ``"abs"``, ``"rel"`` (current VmData/VmSize + value) or
+    ``"inf"``."""
+
+    mode: str
+    value: int = 0
+
+
+@dataclass
+class Op:
+    """One parsed line. Fields not used by ``kind`` keep their defaults."""
+
+    kind: str
+    lineno: int
+    text: str
+    dst: str | None = None
+    addr: Addr | None = None
+    length: int = 0
+    prot: int = 0
+    flags: int = 0
+    new_len: int = 0
+    new_addr: Addr | None = None
+    advice: int = 0
+    every: int = 0
+    resource: str = ""
+    soft: Limit = field(default_factory=lambda: Limit("inf"))
+    hard: Limit = field(default_factory=lambda: Limit("inf"))
+    label: str = ""
+
+
+def parse_size_token(tok: str, lineno: int = 0, line: str | None = None) -> int:
+    """``"4096"``, ``"-1"``, ``"0x1000"``, ``"2M"``, ``"1T"`` -> int (binary units)."""
+    m = _SIZE_RE.match(tok)
+    if not m:
+        raise TraceError(f"not a size: {tok!r}", "<ops>", lineno, line)
+    sign, digits, suffix = m.groups()
+    value = int(digits, 0) * _MULT[suffix.lower()]
+    return -value if sign == "-" else value
+
+
+def parse_prot(tok: str, lineno: int = 0, line: str | None = None) -> int:
+    """``"rw"``, ``"r-x"``, ``"none"`` or a number -> PROT_* bits."""
+    t = tok.lower()
+    if t in ("none", "---", "-"):
+        return 0
+    if re.fullmatch(r"[rwx-]+", t):
+        bits = 0
+        for ch in t:
+            bits |= PROT_BITS.get(ch, 0)
+        return bits
+    try:
+        return int(t, 0)
+    except ValueError:
+        raise TraceError(f"not a protection: {tok!r} (use none, r, rw, rwx or a number)",
+                         "<ops>", lineno, line) from None
+
+
+def prot_text(prot: int) -> str:
+    """PROT_* bits -> ``"rw"``/``"none"`` (unknown bits as a number)."""
+    if prot & ~0x7:
+        return hex(prot)
+    if prot == 0:
+        return "none"
+    return "".join(ch for ch, bit in PROT_BITS.items() if prot & bit)
+
+
+class Program:
+    """A parsed op program: ``ops`` and the register names in order of first assignment."""
+
+    def __init__(self, ops: list[Op], registers: list[str]) -> None:
+        self.ops = ops
+        self.registers = registers
+
+    @property
+    def nmarks(self) -> int:
+        return sum(1 for op in self.ops if op.kind == "mark")
+
+
+def parse(text: str) -> Program:
+    """Parse an op program; raises :class:`memsim.errors.TraceError` naming the line."""
+    ops: list[Op] = []
+    registers: list[str] = []
+    known = set(BUILTIN_NAMES)
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        op = _parse_line(line, lineno, raw, known)
+        if op.dst is not None and op.dst not in known:
+            known.add(op.dst)
+            registers.append(op.dst)
+        ops.append(op)
+    return Program(ops, registers)
+
+
+def _parse_line(line: str, lineno: int, raw: str, known: set[str]) -> Op:
+    def err(msg: str) -> TraceError:
+        return TraceError(msg, "<ops>", lineno, raw)
+
+    dst: str | None = None
+    if "=" in line.split()[0] or (len(line.split()) > 1 and line.split()[1] == "="):
+        left, _, line = line.partition("=")
+        dst = left.strip()
+        line = line.strip()
+        if not _NAME_RE.match(dst) or dst in BUILTIN_NAMES:
+            raise err(f"not a register name: {dst!r}")
+    words = line.split()
+    if not words:
+        raise err("missing operation")
+    kind, args = words[0].lower(), words[1:]
+    pos = [a for a in args if "=" not in a]
+    kw = dict(a.split("=", 1) for a in args if "=" in a)
+
+    def size(tok: str) -> int:
+        return parse_size_token(tok, lineno, raw)
+
+    def addr(tok: str) -> Addr:
+        m = _ADDR_RE.match(tok)
+        if m and not _SIZE_RE.match(tok):
+            name, sign, rest = m.groups()
+            if name not in known:
+                raise err(f"unknown name {name!r} (assign it first: {name} = mmap ...)")
+            off = size(rest) if rest else 0
+            return Addr(name, -off if sign == "-" else off)
+        return Addr(None, size(tok))
+
+    def need(n_min: int, n_max: int, usage: str) -> None:
+        if not n_min <= len(pos) <= n_max:
+            raise err(f"usage: {usage}")
+
+    def no_kw(allowed: tuple[str, ...] = ()) -> None:
+        bad = [k for k in kw if k not in allowed]
+        if bad:
+            raise err(f"unknown option {bad[0]}=")
+
+    op = Op(kind=kind, lineno=lineno, text=raw.strip(), dst=dst)
+    if kind == "mark":
+        op.label = " ".join(words[1:]) or f"line {lineno}"
+        op.dst = None
+        return op
+    if dst is not None and kind not in ("mmap", "mremap", "sbrk", "brk"):
+        raise err(f"{kind} returns no address to name")
+    if kind == "sbrk":
+        need(1, 1, "sbrk INCREMENT")
+        no_kw()
+        op.length = size(pos[0])
+    elif kind == "brk":
+        need(1, 1, "brk ADDR")
+        no_kw()
+        op.addr = addr(pos[0])
+    elif kind == "mmap":
+        no_kw(("addr", "flags"))
+        if len(pos) < 2:
+            raise err("usage: mmap LENGTH PROT [addr=ADDR] [fixed] [noreplace] [noreserve] "
+                      "[shared] [populate] [flags=N]")
+        op.length = size(pos[0])
+        op.prot = parse_prot(pos[1], lineno, raw)
+        flags = MAP_ANONYMOUS
+        shared = False
+        for word in pos[2:]:
+            w = word.lower()
+            if w == "fixed":
+                flags |= MAP_FIXED
+            elif w in ("noreplace", "fixed_noreplace"):
+                flags |= MAP_FIXED_NOREPLACE
+            elif w == "noreserve":
+                flags |= MAP_NORESERVE
+            elif w == "populate":
+                flags |= MAP_POPULATE
+            elif w == "shared":
+                shared = True
+            elif w == "private":
+                pass
+            else:
+                raise err(f"unknown mmap option {word!r}")
+        flags |= MAP_SHARED if shared else MAP_PRIVATE
+        if "flags" in kw:
+            flags = size(kw["flags"])
+        op.flags = flags
+        op.addr = addr(kw["addr"]) if "addr" in kw else Addr(None, 0)
+    elif kind == "munmap":
+        need(2, 2, "munmap ADDR LENGTH")
+        no_kw()
+        op.addr, op.length = addr(pos[0]), size(pos[1])
+    elif kind == "mprotect":
+        need(3, 3, "mprotect ADDR LENGTH PROT")
+        no_kw()
+        op.addr, op.length = addr(pos[0]), size(pos[1])
+        op.prot = parse_prot(pos[2], lineno, raw)
+    elif kind == "mremap":
+        no_kw(("fixed",))
+        if len(pos) < 3:
+            raise err("usage: mremap ADDR OLD_LEN NEW_LEN [maymove] [fixed=ADDR] [dontunmap]")
+        op.addr, op.length, op.new_len = addr(pos[0]), size(pos[1]), size(pos[2])
+        flags = 0
+        for word in pos[3:]:
+            w = word.lower()
+            if w == "maymove":
+                flags |= MREMAP_MAYMOVE
+            elif w == "dontunmap":
+                flags |= MREMAP_DONTUNMAP
+            else:
+                raise err(f"unknown mremap option {word!r}")
+        if "fixed" in kw:
+            flags |= MREMAP_FIXED
+            op.new_addr = addr(kw["fixed"])
+        else:
+            op.new_addr = Addr(None, 0)
+        op.flags = flags
+    elif kind == "madvise":
+        need(3, 3, "madvise ADDR LENGTH ADVICE")
+        no_kw()
+        op.addr, op.length = addr(pos[0]), size(pos[1])
+        adv = pos[2].lower()
+        op.advice = ADVICE[adv] if adv in ADVICE else size(adv)
+    elif kind in ("write", "read"):
+        need(1, 2, f"{kind} ADDR [LENGTH] [every=STEP]")
+        no_kw(("every",))
+        op.addr = addr(pos[0])
+        op.length = size(pos[1]) if len(pos) > 1 else 1
+        op.every = size(kw["every"]) if "every" in kw else 0
+        if op.every < 0:
+            raise err("every= must not be negative")
+    elif kind == "setrlimit":
+        need(3, 3, "setrlimit data|as|stack SOFT HARD")
+        no_kw()
+        if pos[0].lower() not in RLIMIT:
+            raise err(f"unknown resource {pos[0]!r} (data, as or stack)")
+        op.resource = pos[0].lower()
+
+        def limit(tok: str) -> Limit:
+            if tok.lower() in ("inf", "infinity", "unlimited"):
+                return Limit("inf")
+            if tok.startswith("+"):
+                return Limit("rel", size(tok[1:]))
+            return Limit("abs", size(tok))
+
+        op.soft, op.hard = limit(pos[1]), limit(pos[2])
+    else:
+        raise err(f"unknown operation {kind!r}")
+    return op
