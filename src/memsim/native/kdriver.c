@@ -27,7 +27,7 @@
  *   4. one deliberate SIGSEGV, so the signal path has touched whatever it touches.
  *
  * Input lines (integers; an address is a pair BASE OFF with BASE -1 absolute, -2 initial
- * break, -3 anchor, >= 0 a register):
+ * break, -3 anchor, -4 start of the [stack] VMA at the baseline, >= 0 a register):
  *   1 DST LEN PROT FLAGS ABASE AOFF                 mmap (anonymous, fd -1, offset 0)
  *   2 ABASE AOFF LEN                                munmap
  *   3 ABASE AOFF LEN PROT                           mprotect
@@ -41,7 +41,7 @@
  *  10                                               snapshot
  *  11 DST ABASE AOFF                                raw brk(2)
  * Output lines:
- *   I BRK0 ANCHOR
+ *   I BRK0 ANCHOR STACK0
  *   R ok VALUE | R err ERRNO | R segv SI_CODE ADDR
  *   S VmSize VmData VmStk RssAnon VmPTE VmRSS VmHWM VmPeak RssFile map_count   (kB; count)
  */
@@ -73,7 +73,7 @@ static char pbuf[1 << 16];      /* /proc reads */
 static char obuf[1 << 12];      /* one output line */
 static int olen;
 static unsigned long reg[NREG];
-static unsigned long brk0, curbrk, anchor;
+static unsigned long brk0, curbrk, anchor, stack0;
 static sigjmp_buf segv_env;
 static volatile long segv_code, segv_addr;
 
@@ -158,6 +158,7 @@ static long num(void) {
 static unsigned long addr(void) {
     long base = num(), off = num();
     unsigned long b = base == -1 ? 0 : base == -2 ? brk0 : base == -3 ? anchor
+                    : base == -4 ? stack0
                     : (base >= 0 && base < NREG) ? reg[base] : 0;
     return b + (unsigned long)off;
 }
@@ -269,6 +270,13 @@ static void prologue(void) {
     for (unsigned long i = 0; i < sizeof reg; i += PAGE) ((char *)reg)[i] = 0;
     volatile char *volatile bad = (volatile char *)16;
     if (!sigsetjmp(segv_env, 1)) (void)*bad;
+    slurp("/proc/self/maps");     /* the stack VMA as it is now (pretouch may have grown it) */
+    for (char *p = pbuf; *p; ) {
+        char *line = p; unsigned long s = hex(&p);
+        while (*p && *p != '\n') p++;
+        if (p - line > 7 && p[-1] == ']' && p[-7] == '[' && p[-6] == 's' && p[-5] == 't') stack0 = s;
+        if (*p) p++;
+    }
     slurp("/proc/self/status");
     map_count();
 }
@@ -278,7 +286,8 @@ int main(void) {
     while ((r = SC(SYS_read, 0, inbuf + n, sizeof inbuf - 1 - n, 0, 0, 0)) > 0) n += r;
     inbuf[n] = 0;
     prologue();
-    puts_("I "); putu(brk0); puts_(" "); putu(anchor); puts_("\n");
+    puts_("I "); putu(brk0); puts_(" "); putu(anchor);
+    puts_(" "); putu(stack0); puts_("\n");
     flush();
     snapshot();
     for (ip = inbuf; *ip; ) {

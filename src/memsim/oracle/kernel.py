@@ -114,6 +114,7 @@ class Run:
     snapshots: list[dict[str, int]] = field(default_factory=list)
     brk0: int = 0
     anchor: int = 0
+    stack0: int = 0
 
 
 @dataclass
@@ -211,9 +212,10 @@ def _s64(v: int) -> int:
 class _Regs:
     """Register file of a run: resolves :class:`Addr` values."""
 
-    def __init__(self, brk0: int, anchor: int) -> None:
+    def __init__(self, brk0: int, anchor: int, stack0: int) -> None:
         self.brk0 = brk0
         self.anchor = anchor
+        self.stack0 = stack0
         self.values: dict[str, int] = {}
 
     def resolve(self, a: Addr | None) -> int:
@@ -225,6 +227,8 @@ class _Regs:
             base = self.brk0
         elif a.base == "anchor":
             base = self.anchor
+        elif a.base == "stack":
+            base = self.stack0
         else:
             base = self.values.get(a.base, 0)
         return (base + a.off) & U64
@@ -353,7 +357,7 @@ def _no_aslr() -> None:   # preexec_fn when setarch is missing
 def _encode_addr(a: Addr | None, program: Program) -> str:
     if a is None or a.base is None:
         return f"-1 {_s64(a.off if a else 0)}"
-    base = {"brk0": -2, "anchor": -3}.get(a.base)
+    base = {"brk0": -2, "anchor": -3, "stack": -4}.get(a.base)
     if base is None:
         base = program.registers.index(a.base)
     return f"{base} {_s64(a.off)}"
@@ -414,9 +418,9 @@ class RealRunner:
         if not lines or not lines[0].startswith("I "):
             raise MemsimError(f"kdriver produced no header (exit {proc.returncode}): "
                               f"{proc.stderr.strip()[:200]}")
-        _, brk0, anchor = lines[0].split()
-        run = Run(brk0=int(brk0), anchor=int(anchor))
-        regs = _Regs(run.brk0, run.anchor)
+        _, brk0, anchor, stack0 = lines[0].split()
+        run = Run(brk0=int(brk0), anchor=int(anchor), stack0=int(stack0))
+        regs = _Regs(run.brk0, run.anchor, run.stack0)
         results = [ln.split() for ln in lines[1:] if ln.startswith("R ")]
         snaps = [ln.split()[1:] for ln in lines[1:] if ln.startswith("S ")]
         run.snapshots = [dict(zip(DRIVER_FIELDS, map(int, s), strict=True)) for s in snaps]
@@ -478,7 +482,10 @@ class SimRunner:
             proc.read(run.brk0 - 1, 1)
         except SegmentationFault:
             pass
-        regs = _Regs(run.brk0, run.anchor)
+        for line in str(proc.maps()).splitlines():
+            if line.rstrip().endswith("[stack]"):
+                run.stack0 = int(line.split("-", 1)[0], 16)
+        regs = _Regs(run.brk0, run.anchor, run.stack0)
         run.snapshots.append(_sim_snapshot(proc))
         for op in program.ops:
             if op.kind == "mark":

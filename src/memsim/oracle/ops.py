@@ -22,7 +22,8 @@ binary sizes, and may be negative where C would accept a negative value cast to 
 
 ``ADDR`` is ``NAME``, ``NAME+SIZE``, ``NAME-SIZE`` or an absolute ``SIZE``. The names ``brk0``
 (the break when the program starts) and ``anchor`` (a 1 GiB aligned address directly above the
-free part of the mmap area, see :mod:`memsim.oracle.kernel`) always exist; every other name is
+free part of the mmap area, see :mod:`memsim.oracle.kernel`) and ``stack`` (the start of the
+``[stack]`` VMA when the program starts) always exist; every other name is
 a register set by an earlier ``NAME = ...`` op. ``PROT`` is ``none`` or letters of ``rwx``, or
 a number (so that unknown bits can be tried). ``every=STEP`` touches ADDR, ADDR+STEP, ... below
 ADDR+LENGTH, as a loop with that stride would.
@@ -56,7 +57,7 @@ _MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ADDR_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(.+))?$")
 
-BUILTIN_NAMES = ("brk0", "anchor")
+BUILTIN_NAMES = ("brk0", "anchor", "stack")
 
 
 @dataclass(frozen=True)
@@ -316,3 +317,80 @@ def _parse_line(line: str, lineno: int, raw: str, known: set[str]) -> Op:
     else:
         raise err(f"unknown operation {kind!r}")
     return op
+
+
+def random_program(seed: int, n_ops: int = 200, mark_every_op: bool = True) -> str:
+    """A seeded random op program over anonymous private memory and the break: mmaps of 1-64
+    pages (sometimes 2 MiB multiples), partial munmap/mprotect/madvise/mremap of what was
+    mapped, reads and writes that may fault, and sbrk up and down. Offsets are page multiples
+    most of the time and arbitrary sometimes, so error paths are exercised too."""
+    import random
+
+    rng = random.Random(seed)
+    page = 4096
+    regions: list[tuple[str, int]] = []       # (name, length when mapped)
+    lines: list[str] = [f"# random_program(seed={seed}, n_ops={n_ops})"]
+    brk_size = 0
+    counter = 0
+
+    def region() -> tuple[str, int]:
+        return rng.choice(regions)
+
+    def offset(length: int) -> int:
+        if rng.random() < 0.05:
+            return rng.randrange(0, length + page)
+        return rng.randrange(0, max(1, length // page + 1)) * page
+
+    def prot() -> str:
+        return rng.choice(["rw", "rw", "rw", "r", "none", "rwx"])
+
+    for _ in range(n_ops):
+        r = rng.random()
+        if not regions or r < 0.18:
+            counter += 1
+            name = f"m{counter}"
+            if rng.random() < 0.1:
+                length = rng.randint(1, 3) * (2 << 20)
+            else:
+                length = rng.randint(1, 64) * page
+            extra = " noreserve" if rng.random() < 0.1 else ""
+            lines.append(f"{name} = mmap {length} {prot()}{extra}")
+            regions.append((name, length))
+        elif r < 0.30:
+            name, length = region()
+            lines.append(f"munmap {name}+{offset(length)} {rng.randint(1, 8) * page}")
+        elif r < 0.42:
+            name, length = region()
+            lines.append(f"mprotect {name}+{offset(length)} {rng.randint(1, 8) * page} {prot()}")
+        elif r < 0.62:
+            name, length = region()
+            off = offset(length)
+            n = rng.randint(1, max(1, length - min(off, length - 1)))
+            kind = "write" if rng.random() < 0.7 else "read"
+            every = f" every={rng.choice([1, 512, page, 3 * page])}" if rng.random() < 0.3 else ""
+            lines.append(f"{kind} {name}+{off} {n}{every}")
+        elif r < 0.70:
+            name, length = region()
+            lines.append(f"madvise {name}+{offset(length)} {rng.randint(1, 16) * page} dontneed")
+        elif r < 0.78:
+            name, length = region()
+            new = rng.randint(1, 96) * page
+            mv = " maymove" if rng.random() < 0.7 else ""
+            counter += 1
+            nn = f"m{counter}"
+            lines.append(f"{nn} = mremap {name} {length} {new}{mv}")
+            regions.append((nn, new))
+        elif r < 0.90:
+            inc = rng.choice([1, 100, 4095, 4096, 5000, 3 * page, 40000])
+            if brk_size > 0 and rng.random() < 0.4:
+                inc = -rng.randint(1, brk_size)
+            brk_size = max(0, brk_size + inc)
+            counter += 1
+            lines.append(f"b{counter} = sbrk {inc}")
+            if inc > 0 and rng.random() < 0.7:
+                lines.append(f"write b{counter} {rng.randint(1, inc)}")
+        else:
+            lines.append(f"read brk0 {max(1, brk_size)} every={page}")
+        if mark_every_op:
+            lines.append("mark")
+    return "\n".join(lines) + "\n"
