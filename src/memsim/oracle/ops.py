@@ -20,7 +20,8 @@ binary sizes, and may be negative where C would accept a negative value cast to 
     read ADDR [LENGTH] [every=STEP]                user code loads from the bytes
     setrlimit data|as|stack SOFT HARD              inf | SIZE | +SIZE (VmData/VmSize + SIZE)
 
-``ADDR`` is ``NAME``, ``NAME+SIZE``, ``NAME-SIZE`` or an absolute ``SIZE``. The names ``brk0``
+``ADDR`` is ``NAME`` or an absolute ``SIZE``, optionally followed by terms ``+SIZE``/``-SIZE``
+(``brk0+1M-4096``); a ``SIZE`` may be such a sum too (``2M+4096``). The names ``brk0``
 (the break when the program starts) and ``anchor`` (a 1 GiB aligned address directly above the
 free part of the mmap area, see :mod:`memsim.oracle.kernel`) and ``stack`` (the start of the
 ``[stack]`` VMA when the program starts) always exist; every other name is
@@ -55,7 +56,8 @@ RLIMIT = {"stack": 3, "data": 2, "as": 9}
 _SIZE_RE = re.compile(r"^([+-]?)(0x[0-9a-f]+|\d+)([kmgt]?)(?:i?b)?$", re.IGNORECASE)
 _MULT = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_ADDR_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?:([+-])(.+))?$")
+_NAME_HEAD_RE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(?=[+-]|$)")
+_TERM_RE = re.compile(r"[+-]?[^+-]+")
 
 BUILTIN_NAMES = ("brk0", "anchor", "stack")
 
@@ -190,16 +192,18 @@ def _parse_line(line: str, lineno: int, raw: str, known: set[str]) -> Op:
     kw = dict(a.split("=", 1) for a in args if "=" in a)
 
     def size(tok: str) -> int:
-        return parse_size_token(tok, lineno, raw)
+        terms = _TERM_RE.findall(tok)
+        if not terms or "".join(terms) != tok:
+            raise err(f"not a size: {tok!r}")
+        return sum(parse_size_token(t, lineno, raw) for t in terms)
 
     def addr(tok: str) -> Addr:
-        m = _ADDR_RE.match(tok)
-        if m and not _SIZE_RE.match(tok):
-            name, sign, rest = m.groups()
+        m = _NAME_HEAD_RE.match(tok)
+        if m:
+            name, rest = m.group(1), tok[m.end():]
             if name not in known:
                 raise err(f"unknown name {name!r} (assign it first: {name} = mmap ...)")
-            off = size(rest) if rest else 0
-            return Addr(name, -off if sign == "-" else off)
+            return Addr(name, size(rest) if rest else 0)
         return Addr(None, size(tok))
 
     def need(n_min: int, n_max: int, usage: str) -> None:
