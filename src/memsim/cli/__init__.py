@@ -64,6 +64,7 @@ from memsim.errors import MemsimError
 COMMANDS: tuple[str, ...] = (
     "demo",
     "run",
+    "record",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")
