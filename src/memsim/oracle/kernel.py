@@ -82,7 +82,9 @@ DRIVER_FIELDS: tuple[str, ...] = ("VmSize", "VmData", "VmStk", "RssAnon", "VmPTE
 
 SEGV_CODES = {1: "SEGV_MAPERR", 2: "SEGV_ACCERR"}
 DRIVER_SOURCE = Path(__file__).resolve().parent.parent / "native" / "kdriver.c"
-CFLAGS: tuple[str, ...] = ("-O2", "-fno-stack-protector", "-Wl,-z,now", "-Wl,-z,relro")
+#: -z now: no lazy PLT binding writing the GOT mid-run; no stack protector: a fixed frame.
+EXTRA_CFLAGS: tuple[str, ...] = ("-fno-stack-protector", "-Wl,-z,now", "-Wl,-z,relro")
+CFLAGS: tuple[str, ...] = ("-O2", "-D_GNU_SOURCE", *EXTRA_CFLAGS)
 ADDR_NO_RANDOMIZE = 0x0040000
 
 
@@ -296,6 +298,8 @@ def _parse_maps(text: str) -> list[tuple[int, int]]:
 # --- the real kernel --------------------------------------------------------------------------
 
 def cache_dir() -> Path:
+    if os.environ.get("MEMSIM_CACHE_DIR"):
+        return Path(os.environ["MEMSIM_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "memsim"
 
@@ -321,11 +325,23 @@ def unavailable_reason() -> str | None:
 
 
 def driver_path() -> Path:
-    """Compile kdriver.c once (cached by a hash of source, flags and compiler) and return the
-    binary. Raises :class:`OracleUnavailable` with the reason if that is impossible."""
+    """Compile kdriver.c once (cached by a hash of source, flags and compiler, through
+    :func:`memsim.native.build.build_native` when present) and return the binary. Raises
+    :class:`OracleUnavailable` with the reason if that is impossible."""
     reason = unavailable_reason()
     if reason:
         raise OracleUnavailable(reason)
+    try:
+        from memsim.native.build import NativeBuildError, build_native
+    except ImportError:
+        return _build_driver_here()
+    try:
+        return build_native(DRIVER_SOURCE.name, EXTRA_CFLAGS, shared=False)
+    except NativeBuildError as e:
+        raise OracleUnavailable(str(e)) from None
+
+
+def _build_driver_here() -> Path:
     cc = find_compiler()
     assert cc is not None
     source = DRIVER_SOURCE.read_bytes()
@@ -334,7 +350,7 @@ def driver_path() -> Path:
     if out.exists():
         return out
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="kdriver-", dir=out.parent)
+    fd, tmp = tempfile.mkstemp(prefix=".kdriver-", dir=out.parent)
     os.close(fd)
     try:
         proc = subprocess.run([cc, *CFLAGS, "-o", tmp, str(DRIVER_SOURCE)],
