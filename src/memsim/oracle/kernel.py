@@ -588,7 +588,12 @@ def _sim_snapshot(proc: Any) -> dict[str, int]:
 
 
 def host_machine_options() -> dict[str, Any]:
-    """Machine() options that describe this host's vm sysctls (RAM from /proc/meminfo)."""
+    """Machine() options that describe this host: RAM (None = MemTotal), swap, and the vm.*
+    sysctls the simulator models (only those the Machine accepts)."""
+    import inspect
+
+    import memsim
+
     opts: dict[str, Any] = {"ram": None}
 
     def sysctl(name: str) -> int | None:
@@ -598,7 +603,11 @@ def host_machine_options() -> dict[str, Any]:
             return None
 
     for key, name in (("overcommit", "overcommit_memory"), ("overcommit_ratio",
-                      "overcommit_ratio"), ("max_map_count", "max_map_count")):
+                      "overcommit_ratio"), ("overcommit_kbytes", "overcommit_kbytes"),
+                      ("max_map_count", "max_map_count"),
+                      ("admin_reserve_kbytes", "admin_reserve_kbytes"),
+                      ("user_reserve_kbytes", "user_reserve_kbytes"),
+                      ("min_free_kbytes", "min_free_kbytes")):
         v = sysctl(name)
         if v is not None:
             opts[key] = v
@@ -608,7 +617,11 @@ def host_machine_options() -> dict[str, Any]:
                 opts["swap"] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return opts
+    try:
+        accepted = set(inspect.signature(memsim.Machine).parameters)
+    except (AttributeError, TypeError, ValueError):
+        return opts
+    return {k: v for k, v in opts.items() if k in accepted}
 
 
 # --- the public entry point -------------------------------------------------------------------
