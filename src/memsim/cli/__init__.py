@@ -65,6 +65,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "run",
     "record",
+    "verify_kernel",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")
