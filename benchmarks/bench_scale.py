@@ -114,6 +114,34 @@ def measure(fn: Callable[[], tuple[Any, Any]], runs: int) -> dict[str, Any]:
     }
 
 
+TIB_OPS = """
+    m = mmap 1T rw noreserve
+    write m 1G every=4096
+    write m+1G 1023G every=1G
+    mark
+"""
+
+
+def measure_real(runs: int) -> dict[str, Any] | None:
+    """The same TiB scenario on this machine's kernel (kdriver, MAP_NORESERVE because the host
+    runs overcommit mode 0): wall time of the driver process and what it holds afterwards."""
+    from memsim.oracle.kernel import RealRunner, _deltas, unavailable_reason
+    from memsim.oracle.ops import parse
+
+    if unavailable_reason():
+        return None
+    runner, program = RealRunner(), parse(TIB_OPS)
+    times, run = [], None
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run = runner.run(program)
+        times.append(time.perf_counter() - t0)
+    assert run is not None
+    (delta,) = _deltas(run.snapshots)
+    return {"median_s": statistics.median(times), "runs": runs,
+            "RssAnon_kB": delta["RssAnon"], "VmPTE_kB": delta["VmPTE"]}
+
+
 def machine_description() -> dict[str, Any]:
     cpu = ""
     try:
@@ -130,6 +158,8 @@ def machine_description() -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--no-real", action="store_true",
+                    help="do not time the same scenario on the real kernel")
     ap.add_argument("--json", type=Path, default=HERE / "results" / "bench_scale.json")
     args = ap.parse_args(argv)
     rows = {"tib": measure(run_tib, args.runs), "baseline": measure(run_baseline, args.runs)}
@@ -144,8 +174,13 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['RssAnon_kB']:>9} kB {r['VmPTE_kB']:>6} kB")
     print(f"{'ratio tib/baseline':<34} {ratio['median_s']:>8.1f}x "
           f"{ratio['peak_python_bytes']:>9.1f}x {'':>5} {ratio['state_items']:>6.1f}x")
+    real = None if args.no_real else measure_real(min(args.runs, 3))
+    if real:
+        print(f"{'real kernel, same TiB scenario':<34} {real['median_s'] * 1000:>7.1f}ms "
+              f"{'(RAM)':>10} {'':>5} {'':>7} {real['RssAnon_kB']:>9} kB "
+              f"{real['VmPTE_kB']:>6} kB")
     result = {"machine": machine_description(), "date": time.strftime("%Y-%m-%dT%H:%M:%SZ",
-              time.gmtime()), "results": rows, "ratio": ratio}
+              time.gmtime()), "results": rows, "ratio": ratio, "real_kernel_tib": real}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")
     print(f"results written to {args.json}")
