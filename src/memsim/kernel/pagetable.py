@@ -1,0 +1,610 @@
+"""One process's x86-64 four-level page tables and the state of every touched page, as extents.
+
+The walk the MMU does for a virtual address (4 KiB pages, 4 levels, 512 entries per table)::
+
+     47      39 38      30 29      21 20      12 11         0
+    +----------+----------+----------+----------+------------+
+    | PGD idx  | PUD idx  | PMD idx  | PTE idx  |   offset   |
+    +----------+----------+----------+----------+------------+
+         |          |          |          |
+    CR3->PGD ----> PUD ------> PMD ------> PTE table ----> frame (or zero page / swap entry)
+         one per   one per     one per     one per
+         process   512 GiB     1 GiB       2 MiB
+
+The PGD exists from creation (one frame, not counted in VmPTE). Lower tables are allocated on
+demand when a fault needs an entry under them (``__pud_alloc``, ``__pmd_alloc``, ``pte_alloc``)
+and each occupies one frame; ``pgtables_bytes`` (VmPTE) = 4096 x (PUD + PMD + PTE tables).
+
+Nothing is kept per page or per table. Four :class:`~memsim.kernel.ranges.ExtentMap` s::
+
+    pud_tables  [S, E) -> pfn   tables present for the 512 GiB spans in [S, E); the table for
+    pmd_tables  [S, E) -> pfn   span k of the extent is frame pfn + k (runs of frames)
+    pte_tables  [S, E) -> pfn   (spans of 1 GiB resp. 2 MiB)
+
+    ptes        [S, E) -> (kind, base, stamp, flags)      page-aligned, one value per run:
+        kind  ZERO  base = the zero page's PFN      read-only, no RSS
+              ANON  base = PFN of the first page    RssAnon; page k of the run -> base + k
+              FILE  base = PFN of the first page    RssFile (page-cache page of the image)
+              SWAP  base = first swap slot          VmSwap; not present
+        stamp recency for reclaim (0 when the machine does not track recency)
+        flags PTE_A accessed, PTE_D dirty, PTE_W writable (bits 5, 6, 1 of a real PTE)
+
+A never-touched page has no PTE (a gap). Touching a fresh GiB costs one ptes extent, one
+pte_tables extent of 512 tables and one pmd_tables extent, whatever the size.
+
+Faults (``fault``), after the caller (mm) validated the access against the VMA:
+
+================  =========  =====================================================
+PTE state         access     effect (kernel function mirrored)
+================  =========  =====================================================
+none, anon        read       map the zero page (``do_anonymous_page``), pgfault
+none, anon/file   write      fresh frame, RssAnon+1 (``do_anonymous_page`` /
+                             ``do_cow_fault``), pgfault
+none, file        read       page-cache frame, RssFile+1 (``do_read_fault``), pgfault
+zero page         write      fresh frame, RssAnon+1 (``do_wp_page``), pgfault
+file page         write      private copy: RssFile-1, RssAnon+1 (``wp_page_copy``)
+swap entry        any        frame, slot freed, VmSwap-1, RssAnon+1, major fault
+                             (``do_swap_page``)
+present, allowed  any        no fault: the CPU sets A (and D on a write)
+================  =========  =====================================================
+
+The hot path (every page of the access already present with the needed bits, and no
+re-stamping for LRU due) is one ``bisect`` and three comparisons.
+
+Frees: ``zap`` (``zap_pte_range``; with ``reclaim_pt`` the 6.18 CONFIG_PT_RECLAIM rule of
+MADV_DONTNEED: a PTE table is freed when the zapped range covers its whole 2 MiB span),
+``free_pgtables`` (``free_pgd_range``/``free_pud_range``/``free_pmd_range``: a table is freed
+when its span meets ``[start, end)`` and lies within ``[floor, ceiling)``; the kernel gets
+there by rounding ``floor`` up and ``ceiling`` down at PMD_SIZE, PUD_SIZE and PGDIR_SIZE),
+``move`` (``move_page_tables``: whole PMD tables move when old and new are 1 GiB aligned,
+whole PTE tables when 2 MiB aligned, otherwise PTEs move into tables allocated at the
+destination).
+
+Invariants (:meth:`PageTable.check`): every map is sorted, disjoint and coalesced; table spans
+are aligned to their size; every PTE lies under a PTE table, every PTE table under a PMD
+table, every PMD table under a PUD table; PTE extents are page aligned and their kinds, flags
+and bases are consistent (the zero page's PFN for ZERO, frames below nr_frames, slots below
+swap_pages); ``anon_pages``, ``file_pages`` and ``swap_ents`` equal the totals of their
+extents.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from memsim.kernel.abi import TASK_SIZE
+from memsim.kernel.ranges import ExtentMap
+from memsim.units import PAGE_SHIFT, PAGE_SIZE, GiB, MiB, align_down, align_up
+
+if TYPE_CHECKING:
+    from memsim.kernel.machine import Machine, Task
+
+__all__ = ["PageTable", "Pte", "PMD_SIZE", "PUD_SIZE", "PGDIR_SIZE",
+           "ZERO", "ANON", "FILE", "SWAP", "PTE_A", "PTE_D", "PTE_W"]
+
+PMD_SIZE = 2 * MiB              # span of one PTE table (one PMD entry)
+PUD_SIZE = 1 * GiB              # span of one PMD table (one PUD entry)
+PGDIR_SIZE = 512 * GiB          # span of one PUD table (one PGD entry)
+_TOP = 1 << 64                  # "no ceiling" (the kernel's USER_PGTABLES_CEILING == 0)
+
+# PTE kinds and flag bits
+ZERO, ANON, FILE, SWAP = 0, 1, 2, 3
+KIND_NAMES = {ZERO: "zero", ANON: "frame", FILE: "frame", SWAP: "swap"}
+PTE_A = 1                       # accessed (x86 bit 5)
+PTE_D = 2                       # dirty    (x86 bit 6)
+PTE_W = 4                       # writable (x86 bit 1)
+_NEED_READ = PTE_A
+_NEED_WRITE = PTE_A | PTE_D | PTE_W
+_FRESH_ANON = PTE_A | PTE_D | PTE_W
+
+PteValue = tuple[int, int, int, int]          # (kind, base, stamp, flags)
+
+
+def _pte_slice(v: PteValue, offset: int) -> PteValue:
+    """The value of the part of a PTE extent starting ``offset`` bytes in."""
+    if v[0] == ZERO:
+        return v
+    return (v[0], v[1] + (offset >> PAGE_SHIFT), v[2], v[3])
+
+
+def _table_slicer(span: int):  # noqa: ANN202 - small closure factory
+    def sl(pfn: int, offset: int) -> int:
+        return pfn + offset // span
+    return sl
+
+
+@dataclass(frozen=True)
+class Pte:
+    """What :meth:`PageTable.translate` found for one address.
+
+    ``state`` is ``'zero'``, ``'frame'`` or ``'swap'``; ``pfn`` is set for zero/frame,
+    ``swap_slot`` for swap. ``walk`` lists ``(level, index, table_pfn)`` for PGD, PUD, PMD and
+    PTE tables. ``file`` tells a page-cache page from an anonymous one.
+    """
+
+    addr: int
+    state: str
+    pfn: int | None
+    swap_slot: int | None
+    writable: bool
+    accessed: bool
+    dirty: bool
+    file: bool
+    walk: tuple[tuple[str, int, int], ...]
+
+
+class PageTable:
+    """One process's x86-64 4-level page tables, built lazily, and the state of every touched
+    page (none / zero page / frame / swap entry) kept as extents, never per page.
+
+    Created by :meth:`Machine.new_page_table`. All addresses are byte addresses.
+    """
+
+    def __init__(self, machine: Machine, owner: Task) -> None:
+        self.machine = machine
+        self.owner = owner
+        self.ptes: ExtentMap[PteValue] = ExtentMap(_pte_slice)
+        # aliases of the ptes lists for the hot path (ExtentMap mutates them in place)
+        self._starts = self.ptes.starts
+        self._ends = self.ptes.ends
+        self._values = self.ptes.values
+        self.pud_tables: ExtentMap[int] = ExtentMap(_table_slicer(PGDIR_SIZE))
+        self.pmd_tables: ExtentMap[int] = ExtentMap(_table_slicer(PUD_SIZE))
+        self.pte_tables: ExtentMap[int] = ExtentMap(_table_slicer(PMD_SIZE))
+        self.anon_pages = 0         # MM_ANONPAGES
+        self.file_pages = 0         # MM_FILEPAGES
+        self.swap_ents = 0          # MM_SWAPENTS
+        self.pgfault = 0
+        self.pgmajfault = 0
+        self.dead = False           # chosen by the OOM killer
+        self.released = False       # unregistered from the machine
+        self._lru = machine.track_recency and machine.replacement == "lru"
+        self.pgd_pfn = machine._alloc_frames_all(1, None)[0][0]
+
+    # --- counters --------------------------------------------------------------------------
+    @property
+    def pgtables_bytes(self) -> int:
+        """mm_pgtables_bytes: 4096 x (PUD + PMD + PTE tables); the PGD is not counted."""
+        return PAGE_SIZE * (self.pud_tables.total // PGDIR_SIZE
+                            + self.pmd_tables.total // PUD_SIZE
+                            + self.pte_tables.total // PMD_SIZE)
+
+    @property
+    def table_frames(self) -> int:
+        """Frames holding this process's page tables, its PGD included."""
+        return (0 if self.released else 1) + self.pgtables_bytes // PAGE_SIZE
+
+    @property
+    def rss(self) -> int:
+        """get_mm_rss: resident pages (anon + file)."""
+        return self.anon_pages + self.file_pages
+
+    def __repr__(self) -> str:
+        return (f"PageTable(pid={self.owner.pid}, anon={self.anon_pages}, "
+                f"file={self.file_pages}, swap={self.swap_ents}, "
+                f"pgtables_bytes={self.pgtables_bytes}, extents={len(self.ptes)})")
+
+    # --- faults ------------------------------------------------------------------------------
+    def fault(self, addr: int, length: int, write: bool, every: int | None = None,
+              file_backed: bool = False) -> None:
+        """The CPU touches the bytes ``[addr, addr+length)`` (with ``every``: the bytes addr,
+        addr+every, ... below addr+length). See the module docstring for the effects; the
+        caller has checked the access against one VMA. May reclaim and OOM-kill; if this
+        process is the victim, raises OutOfMemoryKilled after ``owner.oom_kill()`` ran."""
+        if every is None and length > 0 and addr >= 0:
+            # hot path: one extent covers the access and has every bit the access needs
+            end = addr + length
+            i = bisect_right(self._starts, addr) - 1
+            if i >= 0 and self._ends[i] >= end:
+                v = self._values[i]
+                need = _NEED_WRITE if write else _NEED_READ
+                if v[3] & need == need and (not self._lru or v[2] == self.machine.epoch
+                                            or v[0] == ZERO):
+                    return
+        elif length <= 0 or addr < 0:
+            if length == 0:
+                return
+            raise ValueError(f"fault: bad range addr={addr:#x} length={length}")
+        elif every is not None and every != 1:
+            if every <= 0:
+                raise ValueError(f"fault: every must be positive, got {every}")
+            last = addr + (length - 1) // every * every
+            if every > PAGE_SIZE:
+                self._fault_sparse(addr, last, every, write, file_backed)
+                return
+            end = last + 1
+        else:
+            end = addr + length
+        self._fault_range(addr & ~(PAGE_SIZE - 1), align_up(end, PAGE_SIZE), write,
+                          file_backed)
+
+    def _fault_sparse(self, addr: int, last: int, every: int, write: bool,
+                      file_backed: bool) -> None:
+        """One byte every ``every`` (> one page) bytes: each touch is its own page."""
+        ptes = self.ptes
+        need = _NEED_WRITE if write else _NEED_READ
+        a = addr
+        while a <= last:
+            i = bisect_right(ptes.starts, a) - 1
+            if not (i >= 0 and ptes.ends[i] > a and ptes.values[i][3] & need == need
+                    and not self._lru):
+                page = a & ~(PAGE_SIZE - 1)
+                self._fault_range(page, page + PAGE_SIZE, write, file_backed)
+            a += every
+
+    def _fault_range(self, start: int, end: int, write: bool, file_backed: bool) -> None:
+        """handle_mm_fault over the page-aligned ``[start, end)``, one extent piece at a time."""
+        m = self.machine
+        self._ensure_tables(start, end)
+        stamp = m._tick() if m.track_recency else 0
+        ptes = self.ptes
+        pos = start
+        while pos < end:
+            starts = ptes.starts
+            i = bisect_right(starts, pos) - 1
+            if i >= 0 and ptes.ends[i] > pos:
+                pe = min(ptes.ends[i], end)
+                v: PteValue | None = ptes.values[i]
+                if starts[i] != pos:
+                    v = _pte_slice(ptes.values[i], pos - starts[i])
+            else:
+                pe = min(end, starts[i + 1]) if i + 1 < len(starts) else end
+                v = None
+            pos = self._fault_piece(pos, pe, v, write, file_backed, stamp)
+
+    def _fault_piece(self, ps: int, pe: int, v: PteValue | None, write: bool,
+                     file_backed: bool, stamp: int) -> int:
+        """Fault ``[ps, pe)``, all in one state ``v``; return how far it got."""
+        if v is None:
+            if write:                                   # do_anonymous_page / do_cow_fault
+                return self._map_new(ps, pe, ANON, _FRESH_ANON, stamp, None)
+            if file_backed:                             # do_read_fault
+                return self._map_new(ps, pe, FILE, PTE_A, stamp, None)
+            self.ptes.set(ps, pe, (ZERO, self.machine.zero_pfn, 0, PTE_A))
+            self.pgfault += (pe - ps) >> PAGE_SHIFT
+            return pe
+        kind = v[0]
+        if kind == ZERO:
+            if write:                                   # do_wp_page on the zero page
+                return self._map_new(ps, pe, ANON, _FRESH_ANON, stamp, v)
+            return pe
+        if kind == SWAP:                                # do_swap_page
+            flags = _FRESH_ANON if write else PTE_A | PTE_W
+            return self._map_new(ps, pe, ANON, flags, stamp, v)
+        if kind == FILE and write:                      # wp_page_copy of a private file page
+            return self._map_new(ps, pe, ANON, _FRESH_ANON, stamp, v)
+        # present and permitted: the CPU sets A (and D); LRU re-stamps
+        add = PTE_A | PTE_D if write else PTE_A
+        restamp = self._lru and v[2] != stamp
+        if v[3] & add != add or restamp:
+            def upd(s: int, e: int, val: PteValue) -> PteValue:
+                return (val[0], val[1], stamp if restamp else val[2], val[3] | add)
+            self.ptes.update(ps, pe, upd)
+            if restamp:
+                self.machine._index_push(stamp, self, ps, pe)
+        return pe
+
+    def _map_new(self, ps: int, pe: int, kind: int, flags: int, stamp: int,
+                 old: PteValue | None) -> int:
+        """Give ``[ps, pe)`` fresh frames (as many as the machine grants), releasing what
+        ``old`` held there (file frames, swap slots). Return the end of what was mapped."""
+        m = self.machine
+        runs = m._alloc_frames((pe - ps) >> PAGE_SHIFT, self, pin=(ps, pe))
+        pos = ps
+        for pfn, cnt in runs:
+            e = pos + (cnt << PAGE_SHIFT)
+            if old is not None and old[0] != ZERO:
+                first = old[1] + ((pos - ps) >> PAGE_SHIFT)
+                if old[0] == FILE:
+                    m._free_frames(first, cnt)
+                    self.file_pages -= cnt
+                else:                                   # SWAP
+                    m._free_slots(first, cnt)
+                    self.swap_ents -= cnt
+                    self.pgmajfault += cnt
+                    m.pswpin += cnt
+            self.ptes.set(pos, e, (kind, pfn, stamp, flags))
+            pos = e
+        n = (pos - ps) >> PAGE_SHIFT
+        if kind == ANON:
+            self.anon_pages += n
+        else:
+            self.file_pages += n
+        self.pgfault += n
+        if m.track_recency:
+            m._index_push(stamp, self, ps, pos)
+        return pos
+
+    # --- page-table pages ------------------------------------------------------------------------
+    def _levels(self) -> tuple[tuple[ExtentMap[int], int], ...]:
+        return ((self.pud_tables, PGDIR_SIZE), (self.pmd_tables, PUD_SIZE),
+                (self.pte_tables, PMD_SIZE))
+
+    def _ensure_tables(self, start: int, end: int) -> None:
+        """__pud_alloc / __pmd_alloc / pte_alloc for every table ``[start, end)`` needs."""
+        for tables, span in self._levels():
+            self._ensure_level(tables, span, start, end)
+
+    def _ensure_level(self, tables: ExtentMap[int], span: int, start: int, end: int) -> None:
+        lo, hi = align_down(start, span), align_up(end, span)
+        i = bisect_right(tables.starts, lo) - 1
+        if i >= 0 and tables.ends[i] >= hi:
+            return
+        for gs, ge in tables.gaps(lo, hi):
+            runs = self.machine._alloc_frames_all((ge - gs) // span, self)
+            for pfn, cnt in runs:
+                tables.set(gs, gs + cnt * span, pfn)
+                gs += cnt * span
+
+    def _drop_tables(self, tables: ExtentMap[int], span: int, lo: int, hi: int) -> None:
+        """Free the tables of one level whose spans lie in ``[lo, hi)`` (span aligned)."""
+        if lo >= hi:
+            return
+        for s, e, pfn in tables.delete(lo, hi):
+            self.machine._free_frames(pfn, (e - s) // span)
+
+    # --- frees ------------------------------------------------------------------------------------
+    def zap(self, start: int, end: int, reclaim_pt: bool = False) -> None:
+        """zap_page_range: drop every PTE in ``[start, end)`` (page aligned): frames and swap
+        slots freed, counters down. ``reclaim_pt`` (MADV_DONTNEED, CONFIG_PT_RECLAIM) also frees
+        the PTE tables whose whole 2 MiB span lies in ``[start, end)``."""
+        self._check_range("zap", start, end)
+        m = self.machine
+        for s, e, v in self.ptes.delete(start, end):
+            n = (e - s) >> PAGE_SHIFT
+            kind = v[0]
+            if kind == ANON:
+                self.anon_pages -= n
+                m._free_frames(v[1], n)
+            elif kind == FILE:
+                self.file_pages -= n
+                m._free_frames(v[1], n)
+            elif kind == SWAP:
+                self.swap_ents -= n
+                m._free_slots(v[1], n)
+        if reclaim_pt:
+            self._drop_tables(self.pte_tables, PMD_SIZE, align_up(start, PMD_SIZE),
+                              align_down(end, PMD_SIZE))
+
+    def free_pgtables(self, start: int, end: int, floor: int, ceiling: int) -> None:
+        """free_pgd_range after an unmap of ``[start, end)``: free each PTE/PMD/PUD table whose
+        span meets ``[start, end)`` and lies within ``[floor, ceiling)``. ``ceiling`` 0 (the
+        kernel's USER_PGTABLES_CEILING) or >= TASK_SIZE means no ceiling."""
+        self._check_range("free_pgtables", start, end)
+        ceil = _TOP if ceiling == 0 or ceiling >= TASK_SIZE else ceiling
+        if floor > start or end > ceil:
+            raise ValueError(f"free_pgtables: [{start:#x}, {end:#x}) is not within "
+                             f"floor {floor:#x} / ceiling {ceiling:#x}")
+        windows = []
+        for _tables, span in reversed(self._levels()):      # PTE, PMD, PUD
+            lo = max(align_down(start, span), align_up(floor, span))
+            hi = min(align_up(end, span), align_down(ceil, span))
+            if lo < hi:
+                if self.ptes.covered(lo, hi):
+                    s, _, _ = self.ptes.items(lo, hi)[0]
+                    raise ValueError(f"free_pgtables: page {s:#x} under a table being freed "
+                                     f"is still mapped (zap it first)")
+                windows.append((lo, hi))
+        for lo, hi in windows:
+            # a table and every table below it inside its span go together
+            for tables, span in self._levels():
+                self._drop_tables(tables, span, align_up(lo, span), align_down(hi, span))
+
+    def move(self, old_start: int, old_end: int, new_start: int) -> None:
+        """move_page_tables (mremap): the page states move with their frames (RSS unchanged).
+        Following the kernel loop: where both addresses are 1 GiB aligned with a whole GiB to
+        go and the destination has no PMD table, the PMD table itself moves; likewise the PTE
+        table at 2 MiB; otherwise the PTEs move into tables allocated at the destination. Only
+        chunks with a table at the old address do anything. The caller then calls
+        free_pgtables on the old range."""
+        self._check_range("move", old_start, old_end)
+        if new_start % PAGE_SIZE or new_start < 0:
+            raise ValueError(f"move: new_start {new_start:#x} is not page aligned")
+        length = old_end - old_start
+        new_end = new_start + length
+        if new_start < old_end and old_start < new_end:
+            raise ValueError("move: old and new ranges overlap")
+        old, new = old_start, new_start
+        while old < old_end:
+            ext = _get_extent(PUD_SIZE, old, new, old_end)
+            if self.pmd_tables.find(old) < 0:               # get_old_pud() == NULL
+                j = self.pmd_tables.first_index(old)
+                nxt = self.pmd_tables.starts[j] if j < len(self.pmd_tables) else old_end
+                step = max(ext, min(nxt, old_end) - old)
+                old += step
+                new += step
+                continue
+            self._ensure_level(self.pud_tables, PGDIR_SIZE, new, new + 1)   # alloc_new_pud
+            if ext == PUD_SIZE and self.pmd_tables.find(new) < 0:
+                self._move_tables(old, new, PUD_SIZE)       # move_normal_pud
+                old += ext
+                new += ext
+                continue
+            ext = _get_extent(PMD_SIZE, old, new, old_end)
+            if self.pte_tables.find(old) < 0:               # get_old_pmd() == NULL
+                old += ext
+                new += ext
+                continue
+            self._ensure_level(self.pmd_tables, PUD_SIZE, new, new + 1)     # alloc_new_pmd
+            if ext == PMD_SIZE and self.pte_tables.find(new) < 0:
+                self._move_tables(old, new, PMD_SIZE)       # move_normal_pmd
+            else:
+                self._ensure_level(self.pte_tables, PMD_SIZE, new, new + 1)  # pte_alloc
+                self._move_ptes(old, old + ext, new)        # move_ptes
+            old += ext
+            new += ext
+
+    def _move_tables(self, old: int, new: int, span: int) -> None:
+        """Re-hang the table covering ``[old, old+span)`` (and everything below it) at new."""
+        for tables, tspan in self._levels():
+            if tspan > span:
+                continue            # the table above stays; it gets/keeps its own entry
+            for s, e, pfn in tables.delete(old, old + span):
+                tables.set(s - old + new, e - old + new, pfn)
+        self._move_ptes(old, old + span, new)
+
+    def _move_ptes(self, old: int, old_end: int, new: int) -> None:
+        m = self.machine
+        for s, e, v in self.ptes.delete(old, old_end):
+            ns, ne = s - old + new, e - old + new
+            self.ptes.set(ns, ne, v)
+            if m.track_recency and (v[0] == ANON or v[0] == FILE):
+                m._index_push(v[2], self, ns, ne)
+
+    # --- reclaim hooks (called by the machine) ---------------------------------------------------
+    def _set_stamp_clear_a(self, start: int, end: int, stamp: int) -> None:
+        def upd(s: int, e: int, val: PteValue) -> PteValue:
+            return (val[0], val[1], stamp, val[3] & ~PTE_A)
+        self.ptes.update(start, end, upd)
+
+    def _evict(self, start: int, end: int, v: PteValue, want: int) -> int:
+        """Reclaim up to ``want`` pages from the resident piece ``[start, end)`` (value ``v``
+        at ``start``): anon pages to swap slots, file pages dropped. Returns pages freed."""
+        m = self.machine
+        n = min((end - start) >> PAGE_SHIFT, want)
+        if n <= 0:
+            return 0
+        if v[0] == FILE:
+            self.ptes.delete(start, start + (n << PAGE_SHIFT))
+            m._free_frames(v[1], n)
+            self.file_pages -= n
+            m.pgsteal_file += n
+            return n
+        n = min(n, m._free_swap.total)
+        pos = start
+        for slot, cnt in m._take(m._free_swap, n):      # add_to_swap + try_to_unmap
+            e = pos + (cnt << PAGE_SHIFT)
+            self.ptes.set(pos, e, (SWAP, slot, 0, 0))
+            m._free_frames(v[1] + ((pos - start) >> PAGE_SHIFT), cnt)
+            pos = e
+        self.anon_pages -= n
+        self.swap_ents += n
+        m.pswpout += n
+        return n
+
+    def _teardown(self) -> None:
+        """exit_mmap's last steps: zap everything left, free every table and the PGD."""
+        if self.ptes:
+            self.zap(self.ptes.starts[0], self.ptes.ends[-1])
+        for tables, span in self._levels():
+            if tables:
+                self._drop_tables(tables, span, tables.starts[0], tables.ends[-1])
+        if not self.released:
+            self.machine._free_frames(self.pgd_pfn, 1)
+
+    # --- queries ----------------------------------------------------------------------------------
+    def counts(self, start: int, end: int) -> tuple[int, int, int]:
+        """(anon resident pages, file resident pages, swap entries) within ``[start, end)``."""
+        anon = file = swap = 0
+        for s, e, v in self.ptes.items(start, end):
+            n = (e - s) >> PAGE_SHIFT
+            if v[0] == ANON:
+                anon += n
+            elif v[0] == FILE:
+                file += n
+            elif v[0] == SWAP:
+                swap += n
+        return anon, file, swap
+
+    def translate(self, addr: int) -> Pte | None:
+        """The page-table walk for one address: None if there is no PTE."""
+        if not 0 <= addr < _TOP:
+            raise ValueError(f"translate: bad address {addr:#x}")
+        v = self.ptes.get(addr)
+        if v is None:
+            return None
+        page = addr & ~(PAGE_SIZE - 1)
+        walk = (("PGD", (addr >> 39) & 511, self.pgd_pfn),
+                ("PUD", (addr >> 30) & 511, self.pud_tables.get(page)),
+                ("PMD", (addr >> 21) & 511, self.pmd_tables.get(page)),
+                ("PTE", (addr >> 12) & 511, self.pte_tables.get(page)))
+        kind, base, _, flags = v
+        return Pte(addr=addr, state=KIND_NAMES[kind],
+                   pfn=None if kind == SWAP else base,
+                   swap_slot=base if kind == SWAP else None,
+                   writable=bool(flags & PTE_W), accessed=bool(flags & PTE_A),
+                   dirty=bool(flags & PTE_D), file=kind == FILE,
+                   walk=walk)  # type: ignore[arg-type]
+
+    # --- verification -----------------------------------------------------------------------------
+    @staticmethod
+    def _check_range(what: str, start: int, end: int) -> None:
+        if start % PAGE_SIZE or end % PAGE_SIZE or start < 0 or end < start:
+            raise ValueError(f"{what}: [{start:#x}, {end:#x}) is not a page-aligned range")
+
+    def _physical_runs(self) -> tuple[list[tuple[int, int, str]], list[tuple[int, int, str]]]:
+        """(frame runs, swap slot runs) this page table owns, for Machine.check."""
+        who = f"pid {self.owner.pid}"
+        frames: list[tuple[int, int, str]] = []
+        slots: list[tuple[int, int, str]] = []
+        if not self.released:
+            frames.append((self.pgd_pfn, 1, f"{who} PGD"))
+        for tables, span in self._levels():
+            for s, e, pfn in tables:
+                frames.append((pfn, (e - s) // span, f"{who} page tables"))
+        for s, e, v in self.ptes:
+            n = (e - s) >> PAGE_SHIFT
+            if v[0] == ANON or v[0] == FILE:
+                frames.append((v[1], n, f"{who} page {s:#x}"))
+            elif v[0] == SWAP:
+                slots.append((v[1], n, f"{who} swap entry {s:#x}"))
+        return frames, slots
+
+    def check(self) -> None:
+        """Assert the invariants in the module docstring."""
+        m = self.machine
+        self.ptes.check()
+        parent: ExtentMap[int] | None = None
+        for tables, span in self._levels():
+            tables.check()
+            for s, e, pfn in tables:
+                if s % span or e % span:
+                    raise AssertionError(f"table extent [{s:#x}, {e:#x}) not {span:#x}-aligned")
+                if not (0 < pfn and pfn + (e - s) // span <= m.nr_frames):
+                    raise AssertionError(f"table frames {pfn}.. out of range")
+                if parent is not None and not parent.contains(s, e):
+                    raise AssertionError(f"tables for [{s:#x}, {e:#x}) have no parent table")
+            parent = tables
+        anon = file = swap = 0
+        for s, e, v in self.ptes:
+            if s % PAGE_SIZE or e % PAGE_SIZE:
+                raise AssertionError(f"PTE extent [{s:#x}, {e:#x}) not page aligned")
+            if not self.pte_tables.contains(s, e):
+                raise AssertionError(f"PTEs [{s:#x}, {e:#x}) have no PTE table")
+            n = (e - s) >> PAGE_SHIFT
+            kind, base, _, flags = v
+            if kind == ZERO:
+                if base != m.zero_pfn or flags & (PTE_W | PTE_D):
+                    raise AssertionError(f"bad zero-page PTE at {s:#x}: {v}")
+            elif kind == ANON or kind == FILE:
+                if not (0 < base and base + n <= m.nr_frames):
+                    raise AssertionError(f"frames of [{s:#x}, {e:#x}) out of range: {v}")
+                if kind == ANON and not flags & PTE_W:
+                    raise AssertionError(f"anonymous page at {s:#x} not writable: {v}")
+                if kind == FILE and flags & (PTE_W | PTE_D):
+                    raise AssertionError(f"private file page at {s:#x} writable: {v}")
+                if kind == ANON:
+                    anon += n
+                else:
+                    file += n
+            elif kind == SWAP:
+                if not (0 <= base and base + n <= m.swap_pages) or flags:
+                    raise AssertionError(f"bad swap entry at {s:#x}: {v}")
+                swap += n
+            else:
+                raise AssertionError(f"unknown PTE kind at {s:#x}: {v}")
+        if (anon, file, swap) != (self.anon_pages, self.file_pages, self.swap_ents):
+            raise AssertionError(
+                f"counters anon/file/swap {self.anon_pages}/{self.file_pages}/"
+                f"{self.swap_ents} != extents {anon}/{file}/{swap}")
+
+
+def _get_extent(size: int, old: int, new: int, old_end: int) -> int:
+    """mremap's get_extent(): bytes to the next ``size`` boundary of old or new, at most the
+    rest of the range."""
+    mask = ~(size - 1)
+    extent = ((old + size) & mask) - old
+    extent = min(extent, old_end - old)
+    return min(extent, ((new + size) & mask) - new)
