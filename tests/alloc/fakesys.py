@@ -1,0 +1,123 @@
+"""A tiny stand-in for the kernel's Syscalls, for allocator tests that must not depend on it.
+
+brk bookkeeping (grows and shrinks freely, or refuses above ``brk_limit``), anonymous mmap
+top-down from a fixed base (first fit below the lowest mapping; munmapped ranges are reused
+first-fit from the top), mremap (in place when the next range is free, else moved), madvise,
+and a write recorder: the set of touched pages (minus those dropped by munmap/madvise/brk
+shrink), the number of write calls, and a normalised log of the memory syscalls in strace's
+form (``brk +0x21000``, ``mmap 200704`` ...), addresses given relative to the initial break.
+"""
+
+from __future__ import annotations
+
+from memsim.kernel.abi import EINVAL, ENOMEM, MADV_DONTNEED
+
+PAGE = 4096
+
+
+class FakeSyscalls:
+    """Implements memsim.kernel.abi.Syscalls for tests."""
+
+    def __init__(self, brk0: int = 0x555555559000, mmap_top: int = 0x7FFFF7FF0000,
+                 brk_limit: int | None = None, track_pages: bool = True) -> None:
+        self.brk0 = brk0
+        self.cur = brk0
+        self.brk_limit = brk_limit
+        self.mmap_top = mmap_top
+        self.maps: dict[int, int] = {}          # start -> length
+        self.log: list[str] = []
+        self.writes = 0
+        self.track = track_pages
+        self.pages: set[int] = set()
+
+    # --- syscalls ------------------------------------------------------------------------
+    def sys_brk(self, addr: int) -> int:
+        if addr == 0:
+            self.log.append("brk 0")
+            return self.cur
+        ok = addr >= self.brk0 and (self.brk_limit is None or addr <= self.brk_limit)
+        if ok:
+            if addr < self.cur:
+                self._drop(addr, self.cur)
+            self.cur = addr
+        self.log.append(f"brk {addr - self.brk0:+#x} = {self.cur - self.brk0:+#x}")
+        return self.cur
+
+    def _find_gap(self, length: int) -> int:
+        top = self.mmap_top
+        for start in sorted(self.maps, reverse=True):
+            end = start + self.maps[start]
+            if top - end >= length:
+                return top - length
+            top = start
+        return top - length
+
+    def sys_mmap(self, addr: int, length: int, prot: int, flags: int) -> int:
+        self.log.append(f"mmap {length}")
+        if length <= 0 or length % PAGE or length >= 1 << 47:
+            return -ENOMEM if length > 0 else -EINVAL
+        a = self._find_gap(length)
+        self.maps[a] = length
+        return a
+
+    def sys_munmap(self, addr: int, length: int) -> int:
+        self.log.append(f"munmap {length}")
+        if self.maps.get(addr) != length:
+            raise AssertionError(f"munmap of {addr:#x}+{length} that was not one mapping")
+        del self.maps[addr]
+        self._drop(addr, addr + length)
+        return 0
+
+    def sys_mremap(self, old_addr: int, old_len: int, new_len: int, flags: int,
+                   new_addr: int = 0) -> int:
+        self.log.append(f"mremap {old_len} {new_len}")
+        assert self.maps.get(old_addr) == old_len, "mremap of a range that is not a mapping"
+        if new_len <= old_len:
+            self.maps[old_addr] = new_len
+            self._drop(old_addr + new_len, old_addr + old_len)
+            return old_addr
+        end = old_addr + old_len
+        if all(not (s < old_addr + new_len and s + n > end) for s, n in self.maps.items()
+               if s != old_addr) and old_addr + new_len <= self.mmap_top:
+            self.maps[old_addr] = new_len
+            return old_addr
+        del self.maps[old_addr]
+        a = self._find_gap(new_len)
+        self.maps[a] = new_len
+        moved = {pg - old_addr + a for pg in self.pages if old_addr <= pg < end}
+        self._drop(old_addr, end)
+        self.pages |= moved
+        return a
+
+    def sys_mprotect(self, addr: int, length: int, prot: int) -> int:
+        return 0
+
+    def sys_madvise(self, addr: int, length: int, advice: int) -> int:
+        self.log.append(f"madvise {addr - self.brk0:+#x} {length}")
+        if advice == MADV_DONTNEED:
+            self._drop(addr, addr + length)
+        return 0
+
+    def write(self, addr: int, length: int = 1) -> None:
+        self.writes += 1
+        if length <= 0:
+            raise AssertionError(f"write of {length} bytes at {addr:#x}")
+        if self.track:
+            first = addr // PAGE
+            last = (addr + length - 1) // PAGE
+            if first == last:
+                self.pages.add(first * PAGE)
+            else:
+                self.pages.update(p * PAGE for p in range(first, last + 1))
+
+    def read(self, addr: int, length: int = 1) -> None:
+        pass
+
+    # --- helpers -------------------------------------------------------------------------
+    def _drop(self, start: int, end: int) -> None:
+        if self.track:
+            self.pages = {p for p in self.pages if not start <= p < end}
+
+    def rss_heap_pages(self) -> int:
+        """Touched pages inside [brk0, brk)."""
+        return sum(1 for p in self.pages if self.brk0 <= p < self.cur)
