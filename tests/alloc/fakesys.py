@@ -10,7 +10,14 @@ form (``brk +0x21000``, ``mmap 200704`` ...), addresses given relative to the in
 
 from __future__ import annotations
 
-from memsim.kernel.abi import EINVAL, ENOMEM, MADV_DONTNEED
+from memsim.kernel.abi import (
+    EEXIST,
+    EINVAL,
+    ENOMEM,
+    MADV_DONTNEED,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+)
 
 PAGE = 4096
 
@@ -36,6 +43,7 @@ class FakeSyscalls:
             self.log.append("brk 0")
             return self.cur
         ok = addr >= self.brk0 and (self.brk_limit is None or addr <= self.brk_limit)
+        ok = ok and not any(s < addr + PAGE and s + n > self.cur for s, n in self.maps.items())
         if ok:
             if addr < self.cur:
                 self._drop(addr, self.cur)
@@ -56,6 +64,12 @@ class FakeSyscalls:
         self.log.append(f"mmap {length}")
         if length <= 0 or length % PAGE or length >= 1 << 47:
             return -ENOMEM if length > 0 else -EINVAL
+        if flags & (MAP_FIXED | MAP_FIXED_NOREPLACE):
+            if any(s < addr + length and s + n > addr for s, n in self.maps.items()) or \
+                    addr < self.cur:
+                return -EEXIST
+            self.maps[addr] = length
+            return addr
         a = self._find_gap(length)
         self.maps[a] = length
         return a
@@ -93,7 +107,9 @@ class FakeSyscalls:
         return 0
 
     def sys_madvise(self, addr: int, length: int, advice: int) -> int:
-        self.log.append(f"madvise {addr - self.brk0:+#x} {length}")
+        off = addr - self.brk0
+        self.log.append(f"madvise {off:+#x} {length}" if 0 <= off < 1 << 32
+                        else f"madvise ext {length}")
         if advice == MADV_DONTNEED:
             self._drop(addr, addr + length)
         return 0

@@ -20,7 +20,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from memsim.alloc.glibc import Glibc236
-from memsim.kernel.abi import Syscalls
+from memsim.kernel.abi import (
+    MAP_ANONYMOUS,
+    MAP_FIXED_NOREPLACE,
+    MAP_PRIVATE,
+    PROT_NONE,
+    Syscalls,
+)
 
 from .fakesys import FakeSyscalls
 
@@ -43,6 +49,13 @@ def replay_binary() -> Path:
         subprocess.run(["gcc", "-O1", "-o", str(tmp), str(REPLAY_C)], check=True)
         tmp.replace(exe)
     return exe
+
+
+def madvise_line(offset: int, length: int) -> str:
+    """``madvise`` normalised: heap offsets, or ``ext`` outside the brk heap."""
+    if 0 <= offset < 1 << 32:
+        return f"madvise {offset:+#x} {length}"
+    return f"madvise ext {length}"
 
 
 _STRACE = re.compile(r"^(\w+)\((.*)\)\s+=\s+(\S+)")
@@ -74,7 +87,7 @@ def _norm_strace(lines: Sequence[str], base: int) -> list[str]:
         elif name == "mremap":
             out.append(f"mremap {int(a[1])} {int(a[2])}")
         elif name == "madvise":
-            out.append(f"madvise {int(a[0], 16) - base:+#x} {int(a[1])}")
+            out.append(madvise_line(int(a[0], 16) - base, int(a[1])))
     return out
 
 
@@ -103,6 +116,16 @@ def run_real(script: Sequence[str], env: Mapping[str, str] | None = None,
     return lines[1:], sys_lines
 
 
+def heap_rss(sys: Syscalls, base: int) -> int:
+    """Resident bytes of the heap [base, brk) as the given Syscalls sees them."""
+    if isinstance(sys, FakeSyscalls):
+        return sys.rss_heap_pages() * 4096
+    rss = getattr(sys, "heap_rss", None)
+    if rss is None:
+        raise NotImplementedError("this Syscalls cannot report the heap's resident size")
+    return int(rss())
+
+
 def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
               sys: Syscalls | None = None, check_every: int = 0,
               ) -> tuple[list[str], list[str], Glibc236]:
@@ -114,6 +137,7 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
         fake.log.clear()
     slots: dict[int, int] = {}
     out: list[str] = []
+    fbase: list[int] = []
 
     def ptr(q: int) -> str:
         if not q:
@@ -121,7 +145,11 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
         p = q - 16
         if p in g.mmapped:
             return f"M {q & 4095:x} {g.malloc_usable_size(q)}"
-        return f"H {q - base:x}"
+        if base <= q < base + (1 << 32):
+            return f"H {q - base:x}"
+        if not fbase:
+            fbase.append((q - 16) & ~4095)
+        return f"F {q - fbase[0]}"
 
     for n, line in enumerate(script, 1):
         f = line.split()
@@ -162,6 +190,13 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
             out.append(f"O {g.mallopt(a[0], a[1])}")
         elif op == "s":
             out.append(f"S {g.sbrk(a[0]) - base:x}")
+        elif op == "x":
+            addr = base + a[0]
+            q = fake.sys_mmap(addr, 4096, PROT_NONE,
+                              MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE)
+            out.append("X 1" if q == addr else "X 0")
+        elif op == "R":
+            out.append(f"R {heap_rss(fake, base) // 1024}")
         elif op == "i":
             mi = g.mallinfo2()
             v = [mi.arena, mi.ordblks, mi.smblks, mi.hblks, mi.hblkhd, mi.fsmblks,
@@ -193,15 +228,21 @@ def _size(rng: random.Random, big: bool) -> int:
 
 
 def random_script(seed: int, n: int, max_live: int = 200, big: bool = True,
-                  mallopts: bool = True) -> list[str]:
+                  mallopts: bool = True, block_brk_at: int | None = None) -> list[str]:
     """A seeded random mix of the whole malloc family over tcache, fastbin, small, large
-    and mmapped sizes, with frees in random order."""
+    and mmapped sizes, with frees in random order, and a look at the heap's RSS now and
+    then. ``block_brk_at`` maps a page at that heap offset first, so that brk fails there
+    and sysmalloc falls back to mmap as morecore."""
     rng = random.Random(seed)
     live: list[int] = []
     free_slots = list(range(4000, 0, -1))
     script: list[str] = []
+    if block_brk_at is not None:
+        script.append(f"x {block_brk_at}")
     while len(script) < n:
         r = rng.random()
+        if rng.random() < 0.005:
+            script.append("R")
         if live and (r < 0.42 or len(live) >= max_live):
             i = rng.randrange(len(live))
             live[i], live[-1] = live[-1], live[i]
@@ -241,7 +282,7 @@ def random_script(seed: int, n: int, max_live: int = 200, big: bool = True,
 
 
 def first_difference(a: Sequence[str], b: Sequence[str]) -> str:
-    for i, (x, y) in enumerate(zip(a, b)):
+    for i, (x, y) in enumerate(zip(a, b, strict=False)):
         if x != y:
             return f"line {i + 1}: real {x!r} model {y!r}"
     if len(a) != len(b):

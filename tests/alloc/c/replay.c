@@ -8,12 +8,16 @@
  *   V S N      p[S] = pvalloc(N)           u S        malloc_usable_size(p[S])
  *   t PAD      malloc_trim(PAD)            o P V      mallopt(P, V)
  *   i          mallinfo2()                 s N        sbrk(N)  (a foreign sbrk)
+ *   x OFF      mmap one PROT_NONE page at base+OFF (MAP_FIXED_NOREPLACE): blocks brk
+ *   R          resident size of [heap] in KiB, from /proc/self/smaps
  * Output, one line per op: "H off" (pointer as offset from the initial break), "M pgoff
  * usable" (an mmapped chunk), "0" (NULL), "-" (free), "U n", "T r", "O r", "E err", "S off",
+ * "F off" (a non-mmapped chunk outside the brk heap, offset from the first one's page),
  * "I arena ordblks smblks hblks hblkhd fsmblks uordblks fordblks keepcost".
  * The first line is "P base" (the initial break). No stdio: it would malloc. getppid() marks the start of the replay for strace.
  */
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,7 +25,7 @@
 
 #define NSLOTS 4096
 static void *slot[NSLOTS];
-static char *base;
+static char *base, *fbase;
 static char script[1 << 24];
 static char out[1 << 16];
 static size_t outn;
@@ -36,7 +40,29 @@ static void ptr(void *q) {
   if (!q) { put("0\n"); return; }
   size_t hdr = ((size_t *)q)[-1];
   if (hdr & 2) { put("M "); puthex((unsigned long)q & 4095); put(" "); putdec(malloc_usable_size(q)); put("\n"); }
-  else { put("H "); puthex((unsigned long)((char *)q - base)); put("\n"); }
+  else if ((char *)q >= base && (char *)q < base + (1L << 32)) { put("H "); puthex((unsigned long)((char *)q - base)); put("\n"); }
+  else {  /* a heap in mmap-as-morecore space: offset from the first such region */
+    if (!fbase) fbase = (char *)(((unsigned long)q - 16) & ~4095UL);
+    put("F "); putsigned((long)((char *)q - fbase)); put("\n");
+  }
+}
+
+static char smaps[1 << 20];
+static unsigned long heap_rss_kb(void) {
+  int fd = open("/proc/self/smaps", O_RDONLY);
+  size_t n = 0; ssize_t r;
+  while ((r = read(fd, smaps + n, sizeof smaps - 1 - n)) > 0) n += (size_t)r;
+  close(fd);
+  smaps[n] = 0;
+  char *h = strstr(smaps, "[heap]");
+  if (!h) return 0;
+  char *rss = strstr(h, "\nRss:");
+  if (!rss) return 0;
+  rss += 5;
+  while (*rss == ' ') rss++;
+  unsigned long v = 0;
+  while (*rss >= '0' && *rss <= '9') v = v * 10 + (unsigned long)(*rss++ - '0');
+  return v;
 }
 
 static char *cur;
@@ -81,6 +107,9 @@ int main(int argc, char **argv) {
     case 'i': { struct mallinfo2 mi = mallinfo2(); put("I ");
                 size_t v[9] = {mi.arena, mi.ordblks, mi.smblks, mi.hblks, mi.hblkhd, mi.fsmblks, mi.uordblks, mi.fordblks, mi.keepcost};
                 for (int i = 0; i < 9; i++) { puthex(v[i]); put(i < 8 ? " " : "\n"); } break; }
+    case 'x': { a = num(); void *q = mmap(base + a, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
+                put(q == base + a ? "X 1\n" : "X 0\n"); break; }
+    case 'R': put("R "); putdec(heap_rss_kb()); put("\n"); break;
     case '\n': case ' ': continue;
     default: put("?\n"); flush(); return 3;
     }

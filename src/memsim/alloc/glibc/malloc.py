@@ -387,11 +387,21 @@ class Ptmalloc:
 
     def _mmap_fallback(self, av: MallocState, size: int, nb: int, old_size: int) -> tuple[int, int]:
         """``sysmalloc_mmap_fallback`` (L2502): mmap standing in for a failed brk; makes the
-        arena non-contiguous for good. Returns (address, size) or (0, 0)."""
+        arena non-contiguous for good. Returns (address, size) or (0, 0).
+
+        Tricky: glibc 2.36 calls it as ``sysmalloc_mmap_fallback (&size, nb, old_size,
+        pagesize, MMAP_AS_MORECORE_SIZE, 0, av)``, i.e. with ``minsize`` and ``pagesize``
+        swapped against the parameter list. So a contiguous arena rounds ``size + old_size``
+        up to a whole MiB, and a non-contiguous one maps just ``size`` (the page-rounded
+        ``nb + top_pad + MINSIZE``) with a floor of one page, not 1 MiB. Verified on this
+        machine (tests/alloc: brk blocked by a mapping); the reference spec has it the other
+        way round.
+        """
+        minsize, unit = PAGESIZE, MMAP_AS_MORECORE_SIZE
         if av.contiguous:
-            size = align_up(size + old_size, PAGESIZE)
-        if size < MMAP_AS_MORECORE_SIZE:
-            size = MMAP_AS_MORECORE_SIZE
+            size = align_up(size + old_size, unit)
+        if size < minsize:
+            size = minsize
         if size <= nb:
             return 0, 0
         mbrk = self.mmap(size)
