@@ -389,7 +389,8 @@ class MM:
             raise _Fail(ENOMEM)
         if anonymous and addr == 0 and not flags & MAP_FIXED and length % PMD_SIZE == 0 \
                 and not flags & MAP_SHARED:
-            addr = self._thp_get_unmapped_area(length, pgoff << PAGE_SHIFT, flags, vm_flags)
+            # "Always treat pgoff as zero for anonymous memory" (also for mremap's search)
+            addr = self._thp_get_unmapped_area(length, 0, flags, vm_flags)
         else:
             addr = self._arch_get_unmapped_area_topdown(addr, length, flags)
         if addr > TASK_SIZE - length:

@@ -1,0 +1,474 @@
+"""A simulated Linux process, driven from Python the way a small C program drives the kernel.
+
+:class:`Process` is the user-facing object: a fresh process of a small dynamically linked C
+program (see :mod:`memsim.kernel.layout`) whose memory calls read like their C counterparts
+but return Python values::
+
+    machine = memsim.Machine(ram="24G", swap=0, overcommit=0)
+    proc = memsim.Process(machine=machine)
+    old = proc.sbrk(4096)                 # glibc sbrk: the old break, or None (proc.errno set)
+    addr = proc.mmap(1 << 20, prot="rw")  # anonymous private mapping, or None
+    proc.write(addr, length=4096)         # the CPU touches memory: demand paging
+    proc.status()["RssAnon"]              # /proc/PID/status figures in kB; str() is the text
+    print(proc.maps())                    # /proc/PID/maps text
+
+Layers: Process (C conventions: None/-1 and errno, prot strings, glibc's sbrk and thread
+stacks) -> :class:`memsim.kernel.mm.MM` (the syscalls, returning -errno; also the
+:class:`memsim.kernel.abi.Syscalls` an allocator uses, ``proc.mm``) -> PageTable/Machine.
+An allocator model is attached later as ``proc.allocator`` and calls ``proc.mm`` only.
+
+Argument rules: lengths and addresses are C ``size_t``; a negative int is the huge unsigned
+value C would pass (``munmap(addr, -1)`` is EINVAL, ``mmap(-1)`` ENOMEM, as the kernel says).
+Lengths may also be size strings (``"64k"``). Something no C call could express (a float, a
+non-positive ``every``, an unknown prot string) raises :class:`memsim.errors.ConfigError`.
+
+glibc pieces mirrored: ``__sbrk``/``__brk`` (misc/sbrk.c, sysdeps/unix/sysv/linux/brk.c: a
+cached break, ``brk(0)`` on first use, failure when the kernel returns less than asked),
+``allocate_stack``/``setup_stack_prot`` (nptl/allocatestack.c) and the default thread stack
+size of ``__pthread_initialize_minimal`` (RLIMIT_STACK at start, 2 MiB if unlimited).
+
+Invariants (:meth:`Process.check`): those of the MM (which include the page table's), every
+thread stack still lies in the address space unless it was unmapped by the program, and the
+cached break is one the kernel returned.
+"""
+
+from __future__ import annotations
+
+import errno as _errno
+import itertools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from memsim.errors import ConfigError
+from memsim.kernel import abi, procfs
+from memsim.kernel.abi import RLIM_INFINITY
+from memsim.kernel.layout import DEFAULT_RLIMIT_STACK, Layout
+from memsim.kernel.mm import MM, U64
+from memsim.units import MiB, PAGE_SIZE, align_up, parse_size
+
+if TYPE_CHECKING:
+    from memsim.kernel.machine import Machine
+
+__all__ = ["Process", "Thread", "parse_prot"]
+
+_PROT_BITS = {"r": abi.PROT_READ, "w": abi.PROT_WRITE, "x": abi.PROT_EXEC, "-": 0}
+_MMAP_FLAG_NAMES = {
+    "fixed": abi.MAP_FIXED, "fixed_noreplace": abi.MAP_FIXED_NOREPLACE,
+    "noreplace": abi.MAP_FIXED_NOREPLACE, "noreserve": abi.MAP_NORESERVE,
+    "populate": abi.MAP_POPULATE, "stack": abi.MAP_STACK, "growsdown": abi.MAP_GROWSDOWN,
+    "private": abi.MAP_PRIVATE, "anonymous": abi.MAP_ANONYMOUS, "anon": abi.MAP_ANONYMOUS,
+}
+_MREMAP_FLAG_NAMES = {"maymove": abi.MREMAP_MAYMOVE, "fixed": abi.MREMAP_FIXED,
+                      "dontunmap": abi.MREMAP_DONTUNMAP}
+_MADVICE = {"normal": 0, "random": 1, "sequential": 2, "willneed": 3, "dontneed": 4,
+            "free": 8, "remove": 9, "dontfork": 10, "dofork": 11, "mergeable": 12,
+            "unmergeable": 13, "hugepage": 14, "nohugepage": 15, "dontdump": 16, "dodump": 17,
+            "wipeonfork": 18, "keeponfork": 19, "cold": 20, "pageout": 21,
+            "populate_read": 22, "populate_write": 23}
+_RLIMITS = {"data": "data", "rlimit_data": "data", "as": "as", "rlimit_as": "as",
+            "stack": "stack", "rlimit_stack": "stack", "memlock": "memlock",
+            "rlimit_memlock": "memlock"}
+
+ARCH_STACK_DEFAULT_SIZE = 2 * MiB   # glibc x86-64, when RLIMIT_STACK is unlimited
+PTHREAD_STACK_MIN = 16384
+STATIC_TLS_ALIGN = 64               # __static_tls_align_m1 + 1 on x86-64
+#: pages a new thread has written at the top of its stack by the time it runs (struct
+#: pthread, static TLS, its first frames): RssAnon +8 kB per thread on this machine
+THREAD_TOUCHED_PAGES = 2
+
+_pids = itertools.count(1000)
+
+
+def parse_prot(prot: int | str) -> int:
+    """``"rw"`` -> PROT_READ|PROT_WRITE. Accepts ``""``, ``"---"``, ``"none"``, any of r/w/x
+    with ``-`` placeholders (``"r-x"``), or an int (passed to the kernel as is)."""
+    if isinstance(prot, bool):
+        raise ConfigError(f"not a protection: {prot!r}")
+    if isinstance(prot, int):
+        return prot & 0xFFFFFFFF
+    if not isinstance(prot, str):
+        raise ConfigError(f"not a protection: {prot!r} (use a string like 'rw' or an int)")
+    text = prot.strip().lower()
+    if text in ("", "none", "prot_none"):
+        return abi.PROT_NONE
+    bits = 0
+    seen = set()
+    for ch in text:
+        if ch not in _PROT_BITS or (ch != "-" and ch in seen):
+            raise ConfigError(f"unknown protection {prot!r} (use '', 'none', 'r', 'rw', "
+                              f"'rx', 'rwx', 'w', '---', 'r-x' ...)")
+        seen.add(ch)
+        bits |= _PROT_BITS[ch]
+    return bits
+
+
+def _flags(value: int | str, table: dict[str, int], what: str) -> int:
+    if isinstance(value, bool):
+        raise ConfigError(f"not {what}: {value!r}")
+    if isinstance(value, int):
+        return value & 0xFFFFFFFF
+    if not isinstance(value, str):
+        raise ConfigError(f"not {what}: {value!r}")
+    bits = 0
+    for word in value.replace(",", "|").split("|"):
+        w = word.strip().lower().removeprefix("map_").removeprefix("mremap_")
+        if not w:
+            continue
+        if w not in table:
+            raise ConfigError(f"unknown {what} {word.strip()!r} (known: {', '.join(table)})")
+        bits |= table[w]
+    return bits
+
+
+def _size_t(value: int | str, what: str) -> int:
+    """A C size_t: ints wrap like C, size strings are parsed, anything else is ConfigError."""
+    if isinstance(value, bool):
+        raise ConfigError(f"{what} must be an integer, not {value!r}")
+    if isinstance(value, int):
+        return value & U64
+    if isinstance(value, str):
+        try:
+            return parse_size(value)
+        except ValueError as e:
+            raise ConfigError(f"{what}: {e}") from None
+    raise ConfigError(f"{what} must be an integer (a C size_t), not {value!r}")
+
+
+def _addr(value: int, what: str = "address") -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what} must be an integer, not {value!r}")
+    return value & U64
+
+
+def _rlim_value(value: int | str | None) -> int:
+    if value is None:
+        return RLIM_INFINITY
+    if isinstance(value, str) and value.strip().lower() in ("unlimited", "infinity", "inf"):
+        return RLIM_INFINITY
+    v = _size_t(value, "resource limit")
+    return v
+
+
+@dataclass(frozen=True)
+class Thread:
+    """A thread created by :meth:`Process.create_thread`, with the stack glibc gave it::
+
+        guard_start   guard_end = stack_start                         stack_end
+            |--- ---p guard ---|------------- rw-p stack ----------------|
+    """
+
+    tid: int
+    guard_start: int
+    guard_end: int
+    stack_start: int
+    stack_end: int
+
+    @property
+    def stack(self) -> tuple[int, int]:
+        """The usable (read-write) stack range ``(start, end)``."""
+        return (self.stack_start, self.stack_end)
+
+    @property
+    def stacksize(self) -> int:
+        return self.stack_end - self.stack_start
+
+    @property
+    def guardsize(self) -> int:
+        return self.guard_end - self.guard_start
+
+
+class Process:
+    """A simulated process; see the module docstring.
+
+    ``machine``: the :class:`memsim.Machine` it runs on (default: a fresh ``Machine()``).
+    ``start_brk``: place the heap at this page-aligned address (trace replay uses the
+    recorded initial break). ``aslr``/``seed``: randomise the layout as the kernel does
+    (default off, like ``setarch -R``). ``stack_limit``: RLIMIT_STACK at exec (bytes or None
+    for unlimited; it moves mmap_base and sets the default thread stack size).
+    ``rlimits``: initial limits, ``{"data": soft or (soft, hard), ...}``.
+    """
+
+    def __init__(self, machine: Machine | None = None, *, start_brk: int | None = None,
+                 aslr: bool = False, seed: int | None = None,
+                 stack_limit: int | str | None = DEFAULT_RLIMIT_STACK,
+                 rlimits: dict[str, object] | None = None, name: str = "a.out",
+                 pid: int | None = None, privileged: bool = True,
+                 layout: Layout | None = None) -> None:
+        if machine is None:
+            from memsim.kernel.machine import Machine
+            machine = Machine()
+        if not isinstance(aslr, bool):
+            raise ConfigError(f"aslr must be True or False, not {aslr!r}")
+        if start_brk is not None:
+            start_brk = _addr(start_brk, "start_brk")
+        rlim_stack = _rlim_value(stack_limit)
+        if layout is None:
+            layout = Layout.default(aslr=aslr, seed=seed, rlimit_stack=rlim_stack,
+                                    start_brk=start_brk)
+        self.machine = machine
+        self.name = name
+        self.pid = next(_pids) if pid is None else pid
+        self.errno = 0
+        self.mm = MM(machine, self.pid, layout, privileged=privileged)
+        self.allocator: object | None = None        # attached by the allocator models
+        self.threads: list[Thread] = []
+        self._curbrk: int | None = None             # glibc's __curbrk
+        self._tids = itertools.count(self.pid + 1)
+        for res, value in (rlimits or {}).items():
+            soft, hard = value if isinstance(value, tuple) else (value, value)
+            if self.setrlimit(res, soft, hard) != 0:    # type: ignore[arg-type]
+                raise ConfigError(f"bad initial resource limit {res}={value!r}")
+        # glibc reads RLIMIT_STACK once at start-up for the default thread stack size
+        if rlim_stack == RLIM_INFINITY:
+            default = ARCH_STACK_DEFAULT_SIZE
+        else:
+            default = max(rlim_stack, PTHREAD_STACK_MIN)
+        self.default_stacksize = align_up(default, PAGE_SIZE)
+
+    def __repr__(self) -> str:
+        return f"Process(pid={self.pid}, vmas={self.mm.map_count}, brk={self.mm.brk:#x})"
+
+    # --- results in C conventions ---------------------------------------------------------
+    def _ret(self, value: int) -> int:
+        """0/address on success; -1 with errno on a -errno result."""
+        if value < 0:
+            self.errno = -value
+            return -1
+        return value
+
+    # --- brk / sbrk -----------------------------------------------------------------------
+    def brk(self, addr: int) -> int:
+        """The raw ``brk`` system call: the break after the call (the old one if refused).
+
+        Like glibc's ``brk()`` it also refreshes the cached break that ``sbrk`` uses, and
+        sets ``errno`` to ENOMEM when the result is below the request.
+        """
+        a = _addr(addr)
+        new = self.mm.sys_brk(a)
+        self._curbrk = new
+        if new < a:
+            self.errno = _errno.ENOMEM
+        return new
+
+    def sbrk(self, increment: int | str = 0) -> int | None:
+        """glibc ``sbrk``: the old break, or None with ``errno`` = ENOMEM."""
+        if isinstance(increment, str):
+            increment = _size_t(increment, "increment")
+        if isinstance(increment, bool) or not isinstance(increment, int):
+            raise ConfigError(f"sbrk increment must be an integer (intptr_t), "
+                              f"not {increment!r}")
+        if not -(1 << 63) <= increment < (1 << 63):
+            raise ConfigError(f"sbrk increment {increment} does not fit an intptr_t")
+        if self._curbrk is None:
+            self._curbrk = self.mm.sys_brk(0)
+        if increment == 0:
+            return self._curbrk
+        old = self._curbrk
+        if (increment > 0 and old + increment > U64) or (increment < 0 and old < -increment):
+            self.errno = _errno.ENOMEM
+            return None
+        want = old + increment
+        new = self.mm.sys_brk(want)
+        self._curbrk = new
+        if new < want:
+            self.errno = _errno.ENOMEM
+            return None
+        return old
+
+    # --- mappings -------------------------------------------------------------------------
+    def mmap(self, length: int | str, prot: int | str = "rw", flags: int | str = 0, *,
+             addr: int = 0, fixed: bool = False, noreplace: bool = False,
+             noreserve: bool = False, populate: bool = False, stack: bool = False,
+             growsdown: bool = False) -> int | None:
+        """``mmap(addr, length, prot, MAP_PRIVATE|MAP_ANONYMOUS|flags, -1, 0)``.
+
+        Returns the address, or None with ``errno`` set. ``flags`` may be an int or names
+        (``"fixed|noreserve"``); the keyword switches add the same flags.
+        """
+        n = _size_t(length, "length")
+        p = parse_prot(prot)
+        f = _flags(flags, _MMAP_FLAG_NAMES, "mmap flag") | abi.MAP_PRIVATE | abi.MAP_ANONYMOUS
+        for on, bit in ((fixed, abi.MAP_FIXED), (noreplace, abi.MAP_FIXED_NOREPLACE),
+                        (noreserve, abi.MAP_NORESERVE), (populate, abi.MAP_POPULATE),
+                        (stack, abi.MAP_STACK), (growsdown, abi.MAP_GROWSDOWN)):
+            if on:
+                f |= bit
+        r = self.mm.sys_mmap(_addr(addr), n, p, f)
+        if r < 0:
+            self.errno = -r
+            return None
+        return r
+
+    def munmap(self, addr: int, length: int | str) -> int:
+        """``munmap``: 0, or -1 with ``errno``."""
+        return self._ret(self.mm.sys_munmap(_addr(addr), _size_t(length, "length")))
+
+    def mprotect(self, addr: int, length: int | str, prot: int | str) -> int:
+        """``mprotect``: 0, or -1 with ``errno``."""
+        return self._ret(self.mm.sys_mprotect(_addr(addr), _size_t(length, "length"),
+                                              parse_prot(prot)))
+
+    def mremap(self, old_addr: int, old_len: int | str, new_len: int | str,
+               flags: int | str = 0, new_addr: int = 0, *,
+               maymove: bool = False) -> int | None:
+        """``mremap``: the (possibly new) address, or None with ``errno``.
+
+        ``flags``: an int or names (``"maymove"``, ``"maymove|fixed"``, ``"dontunmap"``).
+        """
+        f = _flags(flags, _MREMAP_FLAG_NAMES, "mremap flag")
+        if maymove:
+            f |= abi.MREMAP_MAYMOVE
+        r = self.mm.sys_mremap(_addr(old_addr), _size_t(old_len, "old_len"),
+                               _size_t(new_len, "new_len"), f, _addr(new_addr, "new_addr"))
+        if r < 0:
+            self.errno = -r
+            return None
+        return r
+
+    def madvise(self, addr: int, length: int | str, advice: int | str) -> int:
+        """``madvise``: 0, or -1 with ``errno``. ``advice``: ``"dontneed"`` etc., or an int."""
+        if isinstance(advice, str):
+            key = advice.strip().lower().removeprefix("madv_")
+            if key not in _MADVICE:
+                raise ConfigError(f"unknown madvise advice {advice!r} "
+                                  f"(known: {', '.join(_MADVICE)})")
+            adv = _MADVICE[key]
+        elif isinstance(advice, int) and not isinstance(advice, bool):
+            adv = advice
+        else:
+            raise ConfigError(f"madvise advice must be a name or an int, not {advice!r}")
+        return self._ret(self.mm.sys_madvise(_addr(addr), _size_t(length, "length"), adv))
+
+    # --- memory accesses (the hot path) ----------------------------------------------------
+    def write(self, addr: int, length: int = 1, every: int | None = None) -> None:
+        """Write the bytes ``[addr, addr+length)``, or one byte every ``every`` bytes.
+
+        Raises :class:`memsim.errors.SegmentationFault` where the real program would get
+        SIGSEGV (after the bytes before the bad one were written).
+        """
+        if type(addr) is int and type(length) is int and every is None \
+                and addr >= 0 and length >= 0:
+            self.mm.write(addr, length)
+            return
+        a, n, e = self._access_args(addr, length, every)
+        self.mm.write(a, n, e)
+
+    def read(self, addr: int, length: int = 1, every: int | None = None) -> None:
+        """Read the bytes ``[addr, addr+length)`` (or one every ``every`` bytes)."""
+        if type(addr) is int and type(length) is int and every is None \
+                and addr >= 0 and length >= 0:
+            self.mm.read(addr, length)
+            return
+        a, n, e = self._access_args(addr, length, every)
+        self.mm.read(a, n, e)
+
+    @staticmethod
+    def _access_args(addr: int, length: int, every: int | None) -> tuple[int, int, int | None]:
+        a = _addr(addr)
+        if isinstance(length, bool) or not isinstance(length, int):
+            raise ConfigError(f"length must be an integer, not {length!r}")
+        if every is not None:
+            if isinstance(every, bool) or not isinstance(every, int) or every <= 0:
+                raise ConfigError(f"every must be a positive integer, not {every!r}")
+        return a, length & U64, every
+
+    # --- limits ------------------------------------------------------------------------------
+    def setrlimit(self, resource: str, soft: int | str | None,
+                  hard: int | str | None = None) -> int:
+        """``setrlimit``: ``resource`` is "data", "as", "stack" or "memlock"; values in bytes
+        (ints or size strings; None or "unlimited" for RLIM_INFINITY). ``hard`` defaults to
+        the current hard limit. 0, or -1 with errno EINVAL when soft > hard."""
+        key = _RLIMITS.get(str(resource).strip().lower())
+        if key is None:
+            raise ConfigError(f"unknown resource {resource!r} (use 'data', 'as', 'stack' or "
+                              f"'memlock')")
+        s = _rlim_value(soft)
+        h = self.mm.rlimits[key][1] if hard is None else _rlim_value(hard)
+        if s > h:
+            self.errno = _errno.EINVAL
+            return -1
+        self.mm.setrlimit(key, s, h)
+        return 0
+
+    def getrlimit(self, resource: str) -> tuple[int, int]:
+        """(soft, hard) in bytes; ``memsim.kernel.abi.RLIM_INFINITY`` means unlimited."""
+        key = _RLIMITS.get(str(resource).strip().lower())
+        if key is None:
+            raise ConfigError(f"unknown resource {resource!r}")
+        soft, hard = self.mm.rlimits[key]
+        return soft, hard
+
+    # --- threads ---------------------------------------------------------------------------
+    def create_thread(self, stacksize: int | str | None = None,
+                      guardsize: int | str = PAGE_SIZE) -> Thread | None:
+        """``pthread_create`` as far as memory goes (glibc 2.36 ``allocate_stack``).
+
+        mmap(stack + guard, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK), mprotect the part
+        above the guard read-write, then the new thread writes the top pages of its stack.
+        Returns the :class:`Thread`, or None with ``errno`` EAGAIN/EINVAL as pthread_create.
+        """
+        if stacksize is None:
+            size = self.default_stacksize
+        else:
+            size = _size_t(stacksize, "stacksize")
+            if size < PTHREAD_STACK_MIN:
+                self.errno = _errno.EINVAL
+                return None
+        size &= ~(STATIC_TLS_ALIGN - 1)
+        guard = _size_t(guardsize, "guardsize")
+        guard_pages = align_up(guard, PAGE_SIZE)
+        if guard_pages < guard or size + guard_pages > U64:
+            self.errno = _errno.EINVAL
+            return None
+        total = size + guard_pages
+        prot_rw = abi.PROT_READ | abi.PROT_WRITE
+        mem = self.mm.sys_mmap(0, total, abi.PROT_NONE if guard_pages else prot_rw,
+                               abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_STACK)
+        if mem < 0:
+            self.errno = _errno.EAGAIN if mem == -_errno.ENOMEM else -mem
+            return None
+        if guard_pages:
+            r = self.mm.sys_mprotect(mem + guard_pages, total - guard_pages, prot_rw)
+            if r < 0:
+                self.mm.sys_munmap(mem, total)
+                self.errno = _errno.EAGAIN if r == -_errno.ENOMEM else -r
+                return None
+        top = mem + total
+        touched = min(THREAD_TOUCHED_PAGES * PAGE_SIZE, align_up(size, PAGE_SIZE))
+        self.mm.write(top - touched, touched)
+        t = Thread(next(self._tids), mem, mem + guard_pages, mem + guard_pages, top)
+        self.threads.append(t)
+        return t
+
+    # --- views ---------------------------------------------------------------------------------
+    def status(self) -> procfs.Status:
+        """/proc/PID/status figures in kB (VmSize, VmRSS, RssAnon, VmData, VmStk, VmPTE ...);
+        ``str()`` gives the /proc text."""
+        return procfs.status(self.mm, name=self.name, threads=1 + len(self.threads))
+
+    def maps(self) -> procfs.Maps:
+        """The VMAs as /proc/PID/maps lists them; ``str()`` gives the /proc text."""
+        return procfs.maps(self.mm)
+
+    def smaps(self) -> procfs.Smaps:
+        """/proc/PID/smaps: per-VMA Rss/Anonymous/Swap...; ``str()`` gives the /proc text."""
+        return procfs.smaps(self.mm)
+
+    @property
+    def brk_start(self) -> int:
+        return self.mm.start_brk
+
+    @property
+    def alive(self) -> bool:
+        return not self.mm.dead
+
+    def exit(self) -> None:
+        """The process exits: its whole address space and commit charge are released."""
+        self.mm.exit_mmap()
+        self.threads.clear()
+
+    def check(self) -> None:
+        """Assert the invariants of the whole process (see the module docstring)."""
+        self.mm.check()
+        if self._curbrk is not None and not self.mm.dead:
+            assert self._curbrk >= self.mm.start_brk
