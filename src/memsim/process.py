@@ -44,7 +44,7 @@ from memsim.kernel import abi, procfs
 from memsim.kernel.abi import RLIM_INFINITY
 from memsim.kernel.layout import DEFAULT_RLIMIT_STACK, Layout
 from memsim.kernel.mm import MM, U64
-from memsim.units import MiB, PAGE_SIZE, align_up, parse_size
+from memsim.units import PAGE_SIZE, MiB, align_up, parse_size
 
 if TYPE_CHECKING:
     from memsim.kernel.machine import Machine
