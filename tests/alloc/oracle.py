@@ -91,6 +91,18 @@ def _norm_strace(lines: Sequence[str], base: int) -> list[str]:
     return out
 
 
+def run_real_abort(script: Sequence[str]) -> str:
+    """Run ``script`` that must make the real glibc abort; returns its stderr message."""
+    exe = replay_binary()
+    with tempfile.TemporaryDirectory() as d:
+        sp = Path(d) / "script"
+        sp.write_text("\n".join(script) + "\n")
+        res = subprocess.run([str(exe), str(sp)], capture_output=True, text=True, timeout=60)
+    if res.returncode != -6:
+        raise RuntimeError(f"expected SIGABRT, got exit status {res.returncode}")
+    return res.stderr.strip()
+
+
 def run_real(script: Sequence[str], env: Mapping[str, str] | None = None,
              trace: bool = True) -> tuple[list[str], list[str]]:
     """Run ``script`` through the real glibc; (printed results, normalised syscalls)."""
@@ -155,11 +167,19 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
         f = line.split()
         op = f[0]
         a = [int(x) for x in f[1:]]
+        if op not in "os":
+            a = [x & 0xFFFFFFFFFFFFFFFF for x in a]         # C's size_t conversion
         if op == "m":
             slots[a[0]] = q = g.malloc(a[1])
             out.append(ptr(q))
         elif op == "f":
             g.free(slots.pop(a[0], 0))
+            out.append("-")
+        elif op == "F":
+            g.free(slots.get(a[0], 0))
+            out.append("-")
+        elif op == "P":
+            g.free(slots.get(a[0], 0) + a[1])
             out.append("-")
         elif op == "c":
             slots[a[0]] = q = g.calloc(a[1], a[2])

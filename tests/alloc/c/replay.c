@@ -2,6 +2,7 @@
  *
  * Usage: replay SCRIPT.   One op per line (slots index a static pointer table):
  *   m S N      p[S] = malloc(N)            f S        free(p[S])
+ *   F S        free(p[S]), keeps p[S]      P S OFF    free(p[S] + OFF)  (misuse tests)
  *   c S N M    p[S] = calloc(N, M)         r S N      p[S] = realloc(p[S], N)
  *   a S AL N   p[S] = memalign(AL, N)      A S AL N   p[S] = aligned_alloc(AL, N)
  *   p S AL N   posix_memalign(&p[S],AL,N)  v S N      p[S] = valloc(N)
@@ -92,6 +93,8 @@ int main(int argc, char **argv) {
     switch (op) {
     case 'm': s = num(); slot[s] = malloc((size_t)num()); ptr(slot[s]); break;
     case 'f': s = num(); free(slot[s]); slot[s] = 0; put("-\n"); break;
+    case 'F': s = num(); free(slot[s]); put("-\n"); break;
+    case 'P': s = num(); a = num(); free((char *)slot[s] + a); put("-\n"); break;
     case 'c': s = num(); a = num(); b = num(); slot[s] = calloc((size_t)a, (size_t)b); ptr(slot[s]); break;
     case 'r': { s = num(); a = num(); void *q = realloc(slot[s], (size_t)a); if (q || a == 0) slot[s] = q; ptr(q); break; }
     case 'a': s = num(); a = num(); slot[s] = memalign((size_t)a, (size_t)num()); ptr(slot[s]); break;
