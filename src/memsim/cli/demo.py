@@ -124,16 +124,16 @@ def workload(proc: Process, heap: int = 1 * MiB, mapping: int = 1 * GiB,
     yield Action(f"map {format_size(mapping)}",
                  f"mmap(NULL, {format_size(mapping)}, PROT_READ|PROT_WRITE, "
                  f"MAP_PRIVATE|MAP_ANONYMOUS) = {addr:#x}",
-                 "A new anonymous VMA, far below the libraries. mmap only reserves address "
-                 "space: VmSize jumps, VmRSS does not move.")
+                 "A new anonymous VMA, placed top-down below the libraries. mmap only "
+                 "reserves address space: VmSize jumps, VmRSS does not move.")
 
     touch = min(touch, mapping)
     proc.write(addr, touch, every=PAGE_SIZE)
     yield Action(f"write to the first {format_size(touch)} of it",
                  f"write 1 byte in each of {touch // PAGE_SIZE:,} pages at {addr:#x}",
                  "Demand paging: only the pages written get frames, one 4 KiB frame per page, "
-                 "and one 4 KiB page table per 2 MiB touched. The other "
-                 f"{format_size(mapping - touch)} stay virtual.")
+                 "and page tables to map them: a 4 KiB PTE table per 2 MiB, a PMD table per "
+                 f"GiB. The other {format_size(mapping - touch)} stay virtual.")
 
     rest = min(touch, mapping - touch)
     if rest > 0:
@@ -281,7 +281,7 @@ def render_plain(result: DemoRun, out: Any) -> None:
 
     line(_headline(result))
     line()
-    widths = [max(len(f), 12) for f in FIELDS]
+    widths = [max(len(f), 13) for f in FIELDS]
     line("     " + " ".join(f.rjust(w) for f, w in zip(FIELDS, widths, strict=True)))
     before: Snapshot | None = None
     for i, snap in enumerate(result.snapshots):
@@ -312,34 +312,62 @@ def _wrap_join(text: str) -> str:
     return "\n".join(_wrap(text, 95))
 
 
+#: Fields of the summary table on a terminal (it must fit 80 columns); plain and JSON have all.
+RICH_FIELDS: tuple[str, ...] = ("VmSize", "VmData", "RssAnon", "VmPTE")
+
+
+def _human(kib: int) -> str:
+    return format_size(kib * KiB)
+
+
 def render_rich(result: DemoRun) -> None:
-    """A table with one row per step, explanations under each title, then the maps."""
+    """The story step by step (call, explanation, what changed), a summary table, the maps.
+
+    Laid out for an 80-column terminal: explanations are paragraphs, not table cells, and
+    the maps are printed as the kernel writes them (the terminal wraps long lines).
+    """
     from rich.markup import escape
-    from rich.panel import Panel
+    from rich.padding import Padding
+    from rich.rule import Rule
     from rich.table import Table
+    from rich.text import Text
 
     console = make_console()
     console.print(f"[bold]{escape(_headline(result))}[/bold]")
-    table = Table(show_lines=True, header_style="bold", expand=False)
-    table.add_column("#", justify="right", style="dim")
-    table.add_column("step", ratio=1, min_width=30, max_width=60)
-    for f in FIELDS:
-        table.add_column(f, justify="right", no_wrap=True)
     before: Snapshot | None = None
+    for i, snap in enumerate(result.snapshots):
+        console.print()
+        console.print(f"[bold]{i}. {escape(snap.action.title)}[/bold]")
+        console.print(f"   [cyan]{escape(snap.action.call)}[/cyan]", soft_wrap=True)
+        console.print(Padding(Text(snap.action.explain, style="dim"), (0, 0, 0, 3)))
+        if before is not None:
+            moved = []
+            for k, v in snap.delta(before).items():
+                if v:
+                    colour = "green" if v > 0 else "red"
+                    moved.append(f"{k} [{colour}]{escape(_signed_size(v))}[/{colour}]")
+            console.print("   " + (", ".join(moved) if moved else "[dim]no field changed[/dim]"))
+        before = snap
+    console.print()
+    table = Table(header_style="bold", title="/proc/PID/status after each step",
+                  title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("step", overflow="fold")
+    for f in RICH_FIELDS:
+        table.add_column(f, justify="right", no_wrap=True)
+    before = None
     for i, snap in enumerate(result.snapshots):
         delta = snap.delta(before)
         cells = []
-        for f in FIELDS:
-            value = _kb(snap.status[f])
-            if before is not None and delta[f]:
-                colour = "green" if delta[f] > 0 else "red"
-                value += f"\n[{colour}]{_signed_size(delta[f])}[/{colour}]"
-            cells.append(value)
-        step = (f"[bold]{escape(snap.action.title)}[/bold]\n[cyan]{escape(snap.action.call)}"
-                f"[/cyan]\n[dim]{escape(snap.action.explain)}[/dim]")
-        table.add_row(str(i), step, *cells)
+        for f in RICH_FIELDS:
+            style = "bold" if before is not None and delta[f] else ""
+            text = escape(_human(snap.status[f]))
+            cells.append(f"[{style}]{text}[/{style}]" if style else text)
+        table.add_row(str(i), escape(snap.action.title), *cells)
         before = snap
     console.print(table)
     console.print(escape(_moral(result)))
-    console.print(Panel(escape(result.maps.rstrip("\n")), title=f"/proc/{result.pid}/maps",
-                        title_align="left", expand=False))
+    console.print()
+    console.print(Rule(f"/proc/{result.pid}/maps", align="left"))
+    for line in result.maps.rstrip("\n").splitlines():
+        console.print(escape(line), soft_wrap=True)

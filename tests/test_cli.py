@@ -1,0 +1,446 @@
+"""Tests for the ``memsim`` command line (memsim.cli): the convention, errors, demo and run.
+
+Most tests call ``main([...])`` in-process and read the captured output; one runs the installed
+``memsim`` script as a subprocess, as a user would.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import types
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+import memsim
+import memsim.cli as cli
+from memsim.cli import _common
+from memsim.cli._common import UsageError, parse_prot, size_arg
+from memsim.errors import ConfigError, MemsimError, SegmentationFault, TraceError
+from memsim.units import GiB, KiB, MiB
+
+COMMAND_NAMES = [cli.command_name(m) for m in cli.COMMANDS]
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    status = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def assert_one_error_line(err: str) -> str:
+    lines = err.strip("\n").splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("memsim: error: "), err
+    assert "Traceback" not in err
+    return lines[0]
+
+
+# --- the convention -------------------------------------------------------------------------
+
+
+def test_demo_is_the_first_command_and_names_are_unique() -> None:
+    assert cli.COMMANDS[0] == "demo"
+    assert len(set(cli.COMMANDS)) == len(cli.COMMANDS)
+
+
+@pytest.mark.parametrize("module", cli.COMMANDS)
+def test_every_command_module_follows_the_convention(module: str) -> None:
+    mod = cli.load_command(module)
+    assert mod.NAME == cli.command_name(module)
+    assert isinstance(mod.HELP, str) and mod.HELP and "\n" not in mod.HELP
+    assert "example" in mod.DESCRIPTION, "DESCRIPTION must show an example"
+    assert f"memsim {mod.NAME}" in mod.DESCRIPTION
+    parser = argparse.ArgumentParser()
+    mod.add_arguments(parser)
+    assert callable(mod.run)
+
+
+def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "--help")
+    assert status == 0
+    for name in COMMAND_NAMES:
+        assert name in out
+    assert "unavailable" not in out
+
+
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_help_of_every_command_exits_0_with_its_description(
+        capsys: pytest.CaptureFixture[str], name: str) -> None:
+    status, out, err = run_main(capsys, name, "--help")
+    assert status == 0, err
+    assert f"usage: memsim {name}" in out
+    assert "example" in out
+    assert "--debug" in out
+
+
+def test_version_prints_the_package_version(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "--version")
+    assert status == 0
+    assert out.startswith(f"memsim {memsim.__version__}")
+
+
+def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys)
+    assert status == 2
+    assert "demo" in out
+
+
+def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_main(capsys, "no-such-command")
+    assert status == 2
+    assert "memsim: error: " in err and "invalid choice" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [["--no-such-option"], ["demo", "--no-such-option"],
+                                  ["demo", "--map", "lots"], ["run", "--overcommit", "7"]])
+def test_bad_options_are_usage_errors(capsys: pytest.CaptureFixture[str],
+                                      argv: list[str]) -> None:
+    status, _, err = run_main(capsys, *argv)
+    assert status == 2
+    assert "memsim" in err and "error: " in err
+    assert "Traceback" not in err
+
+
+# --- errors become one line -------------------------------------------------------------------
+
+
+@pytest.fixture
+def boom(monkeypatch: pytest.MonkeyPatch) -> Callable[[BaseException], None]:
+    """A command ``memsim zz-boom`` whose run() raises what the test asks for."""
+    to_raise: list[BaseException] = []
+    mod = types.ModuleType("memsim.cli.zz_boom")
+    mod.NAME = "zz-boom"  # type: ignore[attr-defined]
+    mod.HELP = "raise something"  # type: ignore[attr-defined]
+    mod.DESCRIPTION = "example: memsim zz-boom"  # type: ignore[attr-defined]
+    mod.add_arguments = lambda parser: None  # type: ignore[attr-defined]
+
+    def run(args: argparse.Namespace) -> int:
+        raise to_raise[0]
+
+    mod.run = run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "memsim.cli.zz_boom", mod)
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "zz_boom"))
+    return to_raise.append
+
+
+@pytest.mark.parametrize(
+    ("exc", "status", "text"),
+    [
+        (MemsimError("the simulated machine is out of swap"), 1, "out of swap"),
+        (ConfigError("not a protection: 'q'"), 1, "not a protection"),
+        (TraceError("unknown operation 'z'", "t.trace", 3, "z 1"), 1, "t.trace:3:"),
+        (SegmentationFault(0x10, "SEGV_MAPERR", "read"), 1, "SEGV_MAPERR"),
+        (UsageError("--touch is larger than --map"), 2, "--touch is larger"),
+        (ValueError("not a size: 'x'"), 1, "not a size"),
+        (FileNotFoundError(2, "No such file or directory", "prog.ops"), 1,
+         "prog.ops: No such file or directory"),
+        (KeyboardInterrupt(), 130, "interrupted"),
+    ],
+)
+def test_errors_become_one_line_and_a_nonzero_status(
+        capsys: pytest.CaptureFixture[str], boom: Callable[[BaseException], None],
+        exc: BaseException, status: int, text: str) -> None:
+    boom(exc)
+    got, out, err = run_main(capsys, "zz-boom")
+    assert got == status
+    assert text in assert_one_error_line(err)
+    assert out == ""
+
+
+def test_a_bug_is_one_line_internal_error(capsys: pytest.CaptureFixture[str],
+                                          boom: Callable[[BaseException], None]) -> None:
+    boom(RuntimeError("oops"))
+    status, _, err = run_main(capsys, "zz-boom")
+    assert status == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("memsim: internal error: RuntimeError: oops")
+
+
+@pytest.mark.parametrize("argv", [["--debug", "zz-boom"], ["zz-boom", "--debug"]])
+def test_debug_shows_the_traceback(capsys: pytest.CaptureFixture[str],
+                                   boom: Callable[[BaseException], None],
+                                   argv: list[str]) -> None:
+    boom(MemsimError("bad"))
+    status, _, err = run_main(capsys, *argv)
+    assert status == 1
+    assert "Traceback" in err
+    assert err.strip().splitlines()[-1] == "memsim: error: bad"
+
+
+def test_a_broken_module_does_not_take_the_others_down(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "zz_missing"))
+    status, out, _ = run_main(capsys, "--help")
+    assert status == 0
+    assert "zz-missing" in out and "unavailable" in out
+    status, _, err = run_main(capsys, "zz-missing")
+    assert status == 1
+    assert "command 'zz-missing' is unavailable" in assert_one_error_line(err)
+    status, _, _ = run_main(capsys, "demo", "--help")
+    assert status == 0
+
+
+def test_a_module_breaking_the_convention_is_unavailable(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    mod = types.ModuleType("memsim.cli.zz_half")
+    mod.NAME = "something-else"  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "memsim.cli.zz_half", mod)
+    with pytest.raises(ImportError, match="lacks HELP"):
+        cli.load_command("zz_half")
+    for attr in ("HELP", "DESCRIPTION", "add_arguments", "run"):
+        setattr(mod, attr, None)
+    with pytest.raises(ImportError, match="NAME is 'something-else'"):
+        cli.load_command("zz_half")
+
+
+def test_only_the_chosen_command_is_imported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(cli, "COMMANDS", (*cli.COMMANDS, "zz_missing"))
+    parser, broken = cli.build_parser("demo")
+    assert broken == {}
+    _, broken = cli.build_parser(None)
+    assert "zz-missing" in broken
+
+
+def test_installed_script_runs_as_a_subprocess() -> None:
+    script = Path(sys.executable).with_name("memsim")
+    if not script.exists():
+        found = shutil.which("memsim")
+        if found is None:
+            pytest.skip("the memsim script is not installed next to this Python")
+        script = Path(found)
+    env = {**os.environ, "NO_COLOR": "1"}
+    proc = subprocess.run([str(script), "--help"], capture_output=True, text=True, env=env,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 0, proc.stderr
+    assert "demo" in proc.stdout
+    proc = subprocess.run([str(script), "--map", "x"], capture_output=True, text=True, env=env,
+                          timeout=60, stdin=subprocess.DEVNULL)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+
+
+# --- shared helpers -------------------------------------------------------------------------
+
+
+def test_size_arg_reads_binary_sizes_and_rejects_others() -> None:
+    assert size_arg("64k") == 64 * KiB
+    assert size_arg("1G") == GiB
+    with pytest.raises(argparse.ArgumentTypeError, match="not a size: 'lots'"):
+        size_arg("lots")
+
+
+def test_address_arg_reads_hex() -> None:
+    assert _common.address_arg("0x7ffff7fff000") == 0x7FFFF7FFF000
+    assert _common.address_arg("4096") == 4096
+    with pytest.raises(argparse.ArgumentTypeError):
+        _common.address_arg("0xzz")
+
+
+@pytest.mark.parametrize(("text", "prot"), [("rw", "rw"), ("rw-", "rw"), ("r-x", "rx"),
+                                            ("XWR", "rwx"), ("none", ""), ("---", "")])
+def test_parse_prot_normalises(text: str, prot: str) -> None:
+    assert parse_prot(text) == prot
+    assert _common.prot_arg(text) == prot
+
+
+@pytest.mark.parametrize("bad", ["", "rwq", "rr", "read"])
+def test_parse_prot_rejects_others(bad: str) -> None:
+    with pytest.raises(ConfigError, match="not a protection"):
+        parse_prot(bad)
+    with pytest.raises(argparse.ArgumentTypeError):
+        _common.prot_arg(bad)
+
+
+def test_output_mode_is_plain_off_a_terminal_and_rich_on_one(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    ns = argparse.Namespace(plain=False, json=False)
+    monkeypatch.setattr(_common, "stdout_is_terminal", lambda stream=None: False)
+    assert _common.output_mode(ns) == "plain"
+    monkeypatch.setattr(_common, "stdout_is_terminal", lambda stream=None: True)
+    assert _common.output_mode(ns) == "rich"
+    assert _common.output_mode(argparse.Namespace(plain=True, json=False)) == "plain"
+    assert _common.output_mode(argparse.Namespace(plain=False, json=True)) == "json"
+
+
+def test_no_color_turns_the_terminal_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Tty:
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    monkeypatch.setenv("TERM", "xterm")
+    assert _common.stdout_is_terminal(Tty())  # type: ignore[arg-type]
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not _common.stdout_is_terminal(Tty())  # type: ignore[arg-type]
+
+
+def test_progress_yields_everything_with_or_without_a_bar() -> None:
+    assert list(_common.progress(range(5), total=5, enabled=False)) == [0, 1, 2, 3, 4]
+    assert list(_common.progress(iter("abc"), total=3, enabled=True)) == ["a", "b", "c"]
+
+
+def test_error_line_is_one_line() -> None:
+    assert _common.error_line("two\nlines") == "memsim: error: two lines"
+
+
+# --- memsim demo ----------------------------------------------------------------------------
+
+
+def demo_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
+    status, out, err = run_main(capsys, "demo", "--json", *extra)
+    assert status == 0, err
+    return json.loads(out)
+
+
+def test_demo_plain_tells_the_story_and_prints_maps(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_main(capsys, "demo", "--plain")
+    assert status == 0, err
+    assert err == ""
+    for text in ("sbrk(", "mmap(", "VmSize", "VmRSS", "RssAnon", "VmPTE", "zero page",
+                 "/maps:", "[heap]", "[stack]"):
+        assert text in out
+    assert "\x1b[" not in out
+
+
+def test_demo_is_plain_in_a_pipe_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "demo")
+    assert status == 0
+    assert "\x1b[" not in out and "/maps:" in out
+
+
+def test_demo_rich_draws_a_table(capsys: pytest.CaptureFixture[str],
+                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "stdout_is_terminal", lambda stream=None: True)
+    status, out, _ = run_main(capsys, "demo")
+    assert status == 0
+    assert "┃" in out or "│" in out
+    assert "[heap]" in out and "VmPTE" in out
+
+
+def test_demo_json_shows_address_space_and_rss_diverge(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    heap, mapping, touch = 256 * KiB, 512 * MiB, 8 * MiB
+    data = demo_json(capsys, "--heap", "256k", "--map", "512M", "--touch", "8M")
+    steps = data["steps"]
+    assert [s["title"].split()[0] for s in steps] == ["a", "grow", "write", "map", "write",
+                                                      "read"]
+    grow, write_heap, mmap, touch_step, read = (s["delta_kB"] for s in steps[1:])
+    # sbrk and mmap only reserve address space
+    assert grow["VmSize"] == grow["VmData"] == heap // KiB
+    assert grow["RssAnon"] == 0
+    assert mmap["VmSize"] == mmap["VmData"] == mapping // KiB
+    assert mmap["RssAnon"] == mmap["VmRSS"] == 0 and mmap["VmPTE"] == 0
+    # writes fault in exactly the written pages
+    assert write_heap["RssAnon"] == heap // KiB and write_heap["VmSize"] == 0
+    assert touch_step["RssAnon"] == touch // KiB
+    assert touch_step["VmPTE"] >= 4 * (touch // (2 * MiB))   # one PTE table per 2 MiB
+    # reads of untouched memory map the zero page: tables, no RSS
+    assert read["RssAnon"] == 0 and read["VmRSS"] == 0
+    assert read["VmPTE"] > 0
+    last = steps[-1]["status_kB"]
+    assert last["VmSize"] - last["VmRSS"] > (mapping - 2 * touch) // KiB
+    assert "[heap]" in data["maps"]
+    assert data["peak_kB"]["VmHWM"] >= last["VmRSS"]
+
+
+def test_demo_machine_is_echoed(capsys: pytest.CaptureFixture[str]) -> None:
+    data = demo_json(capsys, "--ram", "8G")
+    assert data["machine"]["ram_bytes"] == 8 * GiB
+    assert data["machine"]["swap_bytes"] == 0
+
+
+@pytest.mark.parametrize("argv", [["--touch", "2G"], ["--map", "0"], ["--heap", "100"]])
+def test_demo_rejects_impossible_sizes(capsys: pytest.CaptureFixture[str],
+                                       argv: list[str]) -> None:
+    status, _, err = run_main(capsys, "demo", *argv)
+    assert status == 2
+    assert_one_error_line(err)
+
+
+def test_demo_workload_is_separate_from_printing() -> None:
+    from memsim.cli import demo
+
+    proc = memsim.Process(machine=memsim.Machine(ram="4G"))
+    result = demo.simulate(proc, demo.workload(proc, heap=64 * KiB, mapping=4 * MiB,
+                                               touch=1 * MiB))
+    assert len(result.snapshots) == 6
+    assert result.snapshots[3].delta(result.snapshots[2])["VmSize"] == 4 * MiB // KiB
+
+
+# --- memsim run -----------------------------------------------------------------------------
+
+
+def test_run_executes_ops_and_prints_marks_status_and_maps(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_main(capsys, "run", "--plain", "-e",
+                                "m = mmap 1G rw; write m 4M every=4k; mark touched")
+    assert status == 0, err
+    assert "m = mmap 1G rw" in out and "= 0x" in out
+    assert "mark touched:" in out
+    assert re.search(r"RssAnon [\d,]+ kB \(\+4,096\)", out)
+    assert "/status" in out and "VmSize:" in out and "/maps:" in out
+
+
+def test_run_json_reports_each_op(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "run", "--json", "-e",
+                              "h = sbrk 8k\nwrite h 8k\nmark\nx = mmap 1T rw\nmunmap 0x10000 4k")
+    assert status == 0
+    data = json.loads(out)
+    results = [s["result"] for s in data["steps"]]
+    assert results == ["ok", "ok", "mark", "failed", "ok"]
+    assert data["steps"][2]["delta_kB"]["RssAnon"] == 8
+    assert data["steps"][3]["value"] == "ENOMEM"
+    assert "[heap]" in data["maps"]
+
+
+def test_run_reads_a_file_and_stdin(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    prog = tmp_path / "p.ops"
+    prog.write_text("# a comment\nm = mmap 64k rw\nwrite m 64k\nmark\n")
+    status, out, _ = run_main(capsys, "run", "--plain", "--no-final", str(prog))
+    assert status == 0
+    assert re.search(r"RssAnon [\d,]+ kB \(\+64\)", out)
+    assert "/maps" not in out
+    monkeypatch.setattr(sys, "stdin", types.SimpleNamespace(read=lambda: "m = mmap 4k r\n"))
+    status, out, _ = run_main(capsys, "run", "--plain", "-")
+    assert status == 0 and "mmap 4k r" in out
+
+
+def test_run_segfault_exits_139(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_main(capsys, "run", "--plain", "-e",
+                                "m = mmap 4k r; read m; write m; read m")
+    assert status == 128 + 11
+    assert "killed by SIGSEGV" in out and "SEGV_ACCERR" in out
+    assert out.count("killed by") == 1
+    assert err == ""
+
+
+@pytest.mark.parametrize(
+    ("argv", "status", "text"),
+    [
+        (["-e", "mmapp 4k rw"], 1, "-e:1: unknown operation 'mmapp'"),
+        (["-e", "write q 1"], 1, "unknown name 'q'"),
+        (["/nonexistent/prog.ops"], 1, "/nonexistent/prog.ops: No such file"),
+        ([], 2, "give a program"),
+    ],
+)
+def test_run_bad_programs_are_one_line_errors(capsys: pytest.CaptureFixture[str],
+                                              argv: list[str], status: int, text: str) -> None:
+    got, _, err = run_main(capsys, "run", *argv)
+    assert got == status
+    assert text in assert_one_error_line(err)
+
+
+def test_run_failed_op_leaves_its_name_unset(capsys: pytest.CaptureFixture[str]) -> None:
+    got, _, err = run_main(capsys, "run", "-e", "m = mmap 1T rw; write m")
+    assert got == 1
+    assert "'m' has no value" in assert_one_error_line(err)
