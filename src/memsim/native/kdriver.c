@@ -68,11 +68,16 @@ static long sc6(long n, long a, long b, long c, long d, long e, long f) {
 }
 #define SC(n, a, b, c, d, e, f) sc6((n), (long)(a), (long)(b), (long)(c), (long)(d), (long)(e), (long)(f))
 
-static char inbuf[1 << 20];     /* the whole program */
-static char pbuf[1 << 16];      /* /proc reads */
-static char obuf[1 << 12];      /* one output line */
+/* The buffers live in one anonymous mapping made at start-up, not in .bss: the executable's
+ * .bss then stays within its last data page, so the initial break (and the page-table page
+ * under the first heap pages) is where the simulator's model of a small C program has it. */
+#define INBUF_SZ (4UL << 20)    /* the whole program (pages touched only as far as read) */
+#define PBUF_SZ (1UL << 16)     /* /proc reads */
+#define OBUF_SZ (1UL << 12)     /* one output line */
+#define VMAX 512                /* VMAs parsed in the prologue */
+static char *inbuf, *pbuf, *obuf;
+static unsigned long *reg, *vs, *ve;
 static int olen;
-static unsigned long reg[NREG];
 static unsigned long brk0, curbrk, anchor, stack0;
 static sigjmp_buf segv_env;
 static volatile long segv_code, segv_addr;
@@ -87,7 +92,7 @@ static void flush(void) {
     }
     olen = 0;
 }
-static void puts_(const char *s) { while (*s && olen < (int)sizeof obuf - 1) obuf[olen++] = *s++; }
+static void puts_(const char *s) { while (*s && olen < (int)OBUF_SZ - 1) obuf[olen++] = *s++; }
 static void putl(long v) {
     char t[24]; int n = 0; unsigned long u = v < 0 ? -(unsigned long)v : (unsigned long)v;
     if (v < 0) obuf[olen++] = '-';
@@ -104,7 +109,7 @@ static void putu(unsigned long u) {
 static long slurp(const char *path) {
     long fd = SC(SYS_open, path, 0, 0, 0, 0, 0), n = 0, r;
     if (fd < 0) return -1;
-    while ((r = SC(SYS_read, fd, pbuf + n, sizeof pbuf - 1 - n, 0, 0, 0)) > 0) n += r;
+    while ((r = SC(SYS_read, fd, pbuf + n, PBUF_SZ - 1 - n, 0, 0, 0)) > 0) n += r;
     SC(SYS_close, fd, 0, 0, 0, 0, 0);
     pbuf[n] = 0;
     return n;
@@ -128,7 +133,7 @@ static long field(const char *key) {      /* from pbuf holding /proc/self/status
 static long map_count(void) {
     long fd = SC(SYS_open, "/proc/self/maps", 0, 0, 0, 0, 0), r, c = 0;
     if (fd < 0) return -1;
-    while ((r = SC(SYS_read, fd, pbuf, sizeof pbuf, 0, 0, 0)) > 0)
+    while ((r = SC(SYS_read, fd, pbuf, PBUF_SZ, 0, 0, 0)) > 0)
         for (long i = 0; i < r; i++) c += pbuf[i] == '\n';
     SC(SYS_close, fd, 0, 0, 0, 0, 0);
     return c;
@@ -234,12 +239,11 @@ static __attribute__((noinline)) void pretouch_stack(void) {
     volatile char big[96 * 1024];
     for (unsigned long i = 0; i < sizeof big; i += 512) big[i] = 0;
 }
-static unsigned long vs[512], ve[512];
 static void prologue(void) {
     /* 1-2: fill the holes of the mmap area and place the sentinel */
     slurp("/proc/self/maps");
     int n = 0;
-    for (char *p = pbuf; *p && n < 512; ) {
+    for (char *p = pbuf; *p && n < VMAX; ) {
         unsigned long s = hex(&p); p++; unsigned long e = hex(&p);
         if (s < (1UL << 47)) { vs[n] = s; ve[n] = e; n++; }
         while (*p && *p != '\n') p++;
@@ -265,9 +269,8 @@ static void prologue(void) {
     sa.sa_flags = SA_SIGINFO | SA_NODEFER;
     sigaction(SIGSEGV, &sa, 0);
     pretouch_stack();
-    for (unsigned long i = 0; i < sizeof pbuf; i += PAGE) pbuf[i] = 0;
-    for (unsigned long i = 0; i < sizeof obuf; i += PAGE) obuf[i] = 0;
-    for (unsigned long i = 0; i < sizeof reg; i += PAGE) ((char *)reg)[i] = 0;
+    for (unsigned long i = 0; i < PBUF_SZ + OBUF_SZ + NREG * 8 + 2 * VMAX * 8; i += PAGE)
+        pbuf[i] = 0;                     /* every buffer page but the program's */
     volatile char *volatile bad = (volatile char *)16;
     if (!sigsetjmp(segv_env, 1)) (void)*bad;
     slurp("/proc/self/maps");     /* the stack VMA as it is now (pretouch may have grown it) */
@@ -283,7 +286,13 @@ static void prologue(void) {
 
 int main(void) {
     long n = 0, r;
-    while ((r = SC(SYS_read, 0, inbuf + n, sizeof inbuf - 1 - n, 0, 0, 0)) > 0) n += r;
+    unsigned long total = INBUF_SZ + PBUF_SZ + OBUF_SZ + NREG * 8 + 2 * VMAX * 8;
+    char *area = (char *)SC(SYS_mmap, 0, total, 3, 0x22 | 0x4000, -1, 0);
+    if ((long)area < 0) return 2;
+    inbuf = area; pbuf = inbuf + INBUF_SZ; obuf = pbuf + PBUF_SZ;
+    reg = (unsigned long *)(obuf + OBUF_SZ); vs = reg + NREG; ve = vs + VMAX;
+    while ((r = SC(SYS_read, 0, inbuf + n, INBUF_SZ - 1 - n, 0, 0, 0)) > 0) n += r;
+    if (n >= (long)INBUF_SZ - 1) return 3;          /* program too large */
     inbuf[n] = 0;
     prologue();
     puts_("I "); putu(brk0); puts_(" "); putu(anchor);

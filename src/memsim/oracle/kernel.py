@@ -30,9 +30,12 @@ the real process has ld.so and libc where the simulator has its own model of an 
    and the GiB below it shares no page-table page with anything else; addresses returned by
    mmap/mremap are reported as ``anchor±offset`` (or ``addr``/``old``/``new`` when they equal
    the hint, the old address or the MREMAP_FIXED target);
-3. one byte just below the initial break ``brk0`` is read, so the PTE table that will map the
-   first heap pages exists on both sides (a real program's .bss shares it); sbrk/brk results
-   are reported as ``brk0±offset``.
+3. the simulated process gets the real driver's initial break as its ``start_brk`` (the
+   driver's text is one page longer than the model program's, so its break is one page
+   higher); one byte just below the break is read where it is mapped, so the PTE table that
+   will map the first heap pages exists on both sides (a real program's .bss shares it).
+   Where the heap crosses a 2 MiB boundary thus matters alike. sbrk/brk results are reported
+   as ``brk0±offset``.
 
 Only deltas between snapshots are compared; absolute figures (the driver's libc, the
 simulator's image model) legitimately differ.
@@ -469,8 +472,10 @@ class RealRunner:
 class SimRunner:
     """Runs a program on a fresh :class:`memsim.Process` through its syscall interface."""
 
-    def __init__(self, machine_options: dict[str, Any] | None = None) -> None:
+    def __init__(self, machine_options: dict[str, Any] | None = None,
+                 start_brk: int | None = None) -> None:
         self.machine_options = machine_options
+        self.start_brk = start_brk
 
     def _machine(self) -> Any:
         import memsim
@@ -481,7 +486,7 @@ class SimRunner:
     def run(self, program: Program) -> Run:
         import memsim
         machine = self._machine()
-        proc = memsim.Process(machine=machine)
+        proc = memsim.Process(machine=machine, start_brk=self.start_brk)
         sys_ = _syscalls(proc)
         run = Run()
         # prologue (see the module docstring; the same steps as kdriver.c's prologue)
@@ -547,9 +552,9 @@ class SimRunner:
                 status = proc.status()
                 base = 1024 * (status["VmData"] if op.resource == "data" else status["VmSize"])
 
-                def lim(x: Limit) -> int | None:
+                def lim(x: Limit) -> int | str:
                     if x.mode == "inf":
-                        return None
+                        return "unlimited"
                     return (x.value + (base if x.mode == "rel" else 0)) & U64
 
                 r = proc.setrlimit(op.resource, lim(op.soft), lim(op.hard))
@@ -640,7 +645,7 @@ def compare_kernel(ops_text: str, *, machine_options: dict[str, Any] | None = No
     program = parse(ops_text)
     if real is None:
         real = RealRunner().run(program)
-    sim = SimRunner(machine_options).run(program)
+    sim = SimRunner(machine_options, start_brk=real.brk0).run(program)
     steps = [op for op in program.ops if op.kind != "mark"]
     rows = [OpRow(op.lineno, op.text, r, s) for op, r, s in zip(steps, real.outcomes,
                                                                  sim.outcomes, strict=True)]
