@@ -873,8 +873,9 @@ class MM:
             raise _Fail(EFAULT)
         if old_len == 0 and not vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
             raise _Fail(EINVAL)
-        if vma.is_special():
-            raise _Fail(EFAULT if vma.vm_flags & VM_PFNMAP else EINVAL)
+        if vma.is_special() and (implies_new or new_len > old_len):
+            # VM_DONTEXPAND | VM_PFNMAP: -EFAULT (the vDSO's own move hook is not modelled)
+            raise _Fail(EFAULT)
         delta = new_len - old_len
         will_map_new = implies_new or new_len > old_len
         if will_map_new:
@@ -1045,11 +1046,10 @@ class MM:
             raise _Fail(EINVAL)          # only for shared mappings
         if advice in (MADV_POPULATE_READ, MADV_POPULATE_WRITE):
             write = advice == MADV_POPULATE_WRITE
-            if vma.vm_flags & (VM_IO | VM_PFNMAP):
+            # incompatible mappings or permissions: -EINVAL (verified on this machine)
+            if vma.vm_flags & (VM_IO | VM_PFNMAP) or not vma.vm_flags & VM_ACCESS_FLAGS or \
+                    (write and not vma.vm_flags & VM_WRITE):
                 raise _Fail(EINVAL)
-            if (write and not vma.vm_flags & VM_WRITE) or \
-                    not vma.vm_flags & VM_ACCESS_FLAGS:
-                raise _Fail(EFAULT)
             self._fault_vma(vma, start, end - start, write, None)
             return
         # the remaining advice values change nothing this model keeps
