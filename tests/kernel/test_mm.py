@@ -42,7 +42,7 @@ from memsim.kernel.abi import (
 )
 from memsim.kernel.layout import Layout
 from memsim.kernel.machine import Machine
-from memsim.kernel.mm import MM
+from memsim.kernel.mm import MADV_POPULATE_READ, MADV_POPULATE_WRITE, MM
 from memsim.kernel.vma import VM_ACCOUNT, VM_GROWSDOWN, VM_HUGEPAGE, VM_NOHUGEPAGE, VM_WRITE
 
 P = 4096
@@ -683,10 +683,10 @@ def test_special_mappings_refuse_dontneed_populate_and_growth(mm: MM) -> None:
     assert mm.sys_mremap(vdso.vm_start, P, 2 * P, MREMAP_MAYMOVE) == -EFAULT
     assert mm.sys_madvise(vdso.vm_start, P, abi.MADV_FREE) == -EINVAL
     a = ok(mm, mm.sys_mmap(0x200000000, 2 * P, PROT_NONE, ANON))
-    assert mm.sys_madvise(a, 2 * P, abi.MADV_POPULATE_READ) == -EINVAL
+    assert mm.sys_madvise(a, 2 * P, MADV_POPULATE_READ) == -EINVAL
     ok(mm, mm.sys_mprotect(a, 2 * P, PROT_READ))
-    assert mm.sys_madvise(a, 2 * P, abi.MADV_POPULATE_WRITE) == -EINVAL
+    assert mm.sys_madvise(a, 2 * P, MADV_POPULATE_WRITE) == -EINVAL
     ok(mm, mm.sys_mprotect(a, 2 * P, RW))
     anon = mm.pt.anon_pages
-    ok(mm, mm.sys_madvise(a, 2 * P, abi.MADV_POPULATE_WRITE))
+    ok(mm, mm.sys_madvise(a, 2 * P, MADV_POPULATE_WRITE))
     assert mm.pt.anon_pages == anon + 2
