@@ -95,7 +95,7 @@ OOM_SCORE_ADJ_MAX = 1000
 DEFAULT_RAM = 24 * GiB                  # fallback when /proc/meminfo cannot be read
 MIN_FREE_KBYTES_MAX = 262144            # kernel clamp of calculate_min_free_kbytes
 WATERMARK_SCALE_FACTOR = 10             # vm.watermark_scale_factor default (per 10000)
-MIN_FRAMES = 8                          # smallest machine we agree to simulate
+MIN_FRAMES = 4                          # smallest machine we agree to simulate
 _KB_PER_PAGE = PAGE_SIZE // 1024
 
 
@@ -418,71 +418,83 @@ class Machine:
             return file + sum(pt.anon_pages for pt in self._pts)
         return file
 
-    def _pinned(self, pt: PageTable, s: int, e: int) -> bool:
+    def _unpinned(self, pt: PageTable, s: int, e: int) -> list[tuple[int, int, bool]]:
+        """``[s, e)`` cut into (start, end, pinned) parts around the range being faulted."""
         pin = self._pin
-        return pin is not None and pin[0] is pt and s < pin[2] and pin[1] < e
+        if pin is None or pin[0] is not pt or e <= pin[1] or pin[2] <= s:
+            return [(s, e, False)]
+        parts = []
+        if s < pin[1]:
+            parts.append((s, pin[1], False))
+        parts.append((max(s, pin[1]), min(e, pin[2]), True))
+        if pin[2] < e:
+            parts.append((pin[2], e, False))
+        return parts
 
     def _reclaim(self, target_free: int) -> None:
         """shrink_folio_list in policy order until ``target_free`` frames are free or nothing
         more can be evicted."""
-        deferred: list[tuple[int, int, PageTable, int, int]] = []
-        clock = self.replacement == "clock"
-        heap = self._heap
+        deferred: list[tuple[int, PageTable, int, int]] = []
         self._reclaiming = True
         try:
-            self._reclaim_loop(target_free, heap, deferred, clock)
+            while self._free.total < target_free:
+                if not self._heap:
+                    if not self._reclaim_by_address(target_free):
+                        break
+                    continue
+                self._reclaim_entry(heapq.heappop(self._heap), target_free, deferred)
         finally:
             self._reclaiming = False
-        for stamp, _, pt, s, e in deferred:
+        for stamp, pt, s, e in deferred:
             self._index_push(stamp, pt, s, e)
 
-    def _reclaim_loop(self, target_free: int, heap: list[tuple[int, int, PageTable, int, int]],
-                      deferred: list[tuple[int, int, PageTable, int, int]], clock: bool) -> None:
-        from memsim.kernel.pagetable import ANON, FILE, PTE_A
-        while self._free.total < target_free:
-            if not heap:
-                if not self._reclaim_by_address(target_free):
-                    break
-                continue
-            entry = heapq.heappop(heap)
-            stamp, _, pt, s, e = entry
-            if pt.released or pt.dead:
-                continue
-            for ps, pe, v in pt.ptes.items(s, e):
-                if (v[0] != ANON and v[0] != FILE) or v[2] != stamp:
-                    continue                             # stale: zapped, moved or re-stamped
+    def _reclaim_entry(self, entry: tuple[int, int, PageTable, int, int], target_free: int,
+                       deferred: list[tuple[int, PageTable, int, int]]) -> None:
+        """Scan one index entry: skip what is stale, give second chances (clock), evict."""
+        from memsim.kernel.pagetable import ANON, FILE, PTE_A, _pte_slice
+        stamp, _, pt, s, e = entry
+        if pt.released or pt.dead:
+            return
+        clock = self.replacement == "clock"
+        for ps0, pe0, v0 in pt.ptes.items(s, e):
+            if (v0[0] != ANON and v0[0] != FILE) or v0[2] != stamp:
+                continue                                 # stale: zapped, moved or re-stamped
+            for ps, pe, pinned in self._unpinned(pt, ps0, pe0):
+                v = v0 if ps == ps0 else _pte_slice(v0, ps - ps0)
                 if self._free.total >= target_free:
                     self._seq += 1
-                    heapq.heappush(heap, (stamp, self._seq, pt, ps, e))
-                    break
-                if self._pinned(pt, ps, pe) or (v[0] == ANON and not self._free_swap.total):
-                    deferred.append((stamp, 0, pt, ps, pe))
+                    heapq.heappush(self._heap, (stamp, self._seq, pt, ps, e))
+                    return
+                if pinned or (v[0] == ANON and not self._free_swap.total):
+                    deferred.append((stamp, pt, ps, pe))
                     continue
                 if clock and v[3] & PTE_A:               # folio_referenced: second chance
                     new = self._tick()
                     pt._set_stamp_clear_a(ps, pe, new)
                     self._index_push(new, pt, ps, pe)
                     continue
-                want = target_free - self._free.total
-                done = pt._evict(ps, pe, v, want)
+                done = pt._evict(ps, pe, v, target_free - self._free.total)
                 if ps + done * PAGE_SIZE < pe:
                     self._seq += 1
-                    heapq.heappush(heap, (stamp, self._seq, pt, ps + done * PAGE_SIZE, e))
-                    break
+                    heapq.heappush(self._heap, (stamp, self._seq, pt, ps + done * PAGE_SIZE, e))
+                    return
 
     def _reclaim_by_address(self, target_free: int) -> bool:
         """Fallback when no recency is tracked: evict in task order, then address order."""
-        from memsim.kernel.pagetable import ANON, FILE
+        from memsim.kernel.pagetable import ANON, FILE, _pte_slice
         progress = False
         for pt in list(self._pts):
             if pt.dead:
                 continue
-            for s, e, v in pt.ptes:
-                if self._free.total >= target_free:
-                    return True
-                if v[0] == FILE or (v[0] == ANON and self._free_swap.total):
-                    if self._pinned(pt, s, e):
+            for s0, e0, v0 in pt.ptes:
+                if not (v0[0] == FILE or (v0[0] == ANON and self._free_swap.total)):
+                    continue
+                for s, e, pinned in self._unpinned(pt, s0, e0):
+                    if self._free.total >= target_free:
+                        return True
+                    if pinned:
                         continue
+                    v = v0 if s == s0 else _pte_slice(v0, s - s0)
                     if pt._evict(s, e, v, target_free - self._free.total):
                         progress = True
         return progress

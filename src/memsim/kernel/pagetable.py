@@ -292,6 +292,8 @@ class PageTable:
         ``old`` held there (file frames, swap slots). Return the end of what was mapped."""
         m = self.machine
         runs = m._alloc_frames((pe - ps) >> PAGE_SHIFT, self, pin=(ps, pe))
+        if m.track_recency:
+            stamp = m._tick()       # loaded now: newer than anything reclaim just re-stamped
         pos = ps
         for pfn, cnt in runs:
             e = pos + (cnt << PAGE_SHIFT)
