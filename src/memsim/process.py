@@ -77,6 +77,7 @@ STATIC_TLS_ALIGN = 64               # __static_tls_align_m1 + 1 on x86-64
 THREAD_TOUCHED_PAGES = 2
 
 _pids = itertools.count(1000)
+_KEEP = object()          # setrlimit: "hard limit not given"
 
 
 def parse_prot(prot: int | str) -> int:
@@ -374,16 +375,16 @@ class Process:
 
     # --- limits ------------------------------------------------------------------------------
     def setrlimit(self, resource: str, soft: int | str | None,
-                  hard: int | str | None = None) -> int:
+                  hard: int | str | None | object = _KEEP) -> int:
         """``setrlimit``: ``resource`` is "data", "as", "stack" or "memlock"; values in bytes
-        (ints or size strings; None or "unlimited" for RLIM_INFINITY). ``hard`` defaults to
-        the current hard limit. 0, or -1 with errno EINVAL when soft > hard."""
+        (ints or size strings; None or "unlimited" for RLIM_INFINITY). Without ``hard`` the
+        current hard limit is kept. 0, or -1 with errno EINVAL when soft > hard."""
         key = _RLIMITS.get(str(resource).strip().lower())
         if key is None:
             raise ConfigError(f"unknown resource {resource!r} (use 'data', 'as', 'stack' or "
                               f"'memlock')")
         s = _rlim_value(soft)
-        h = self.mm.rlimits[key][1] if hard is None else _rlim_value(hard)
+        h = self.mm.rlimits[key][1] if hard is _KEEP else _rlim_value(hard)  # type: ignore[arg-type]
         if s > h:
             self.errno = _errno.EINVAL
             return -1

@@ -82,3 +82,11 @@ def test_start_brk_may_be_placed_and_is_validated() -> None:
     for bad in (0x555555600001, 0x555555554000, 0x7FFFF7E00000):
         with pytest.raises(ConfigError):
             Layout.default(start_brk=bad)
+
+
+def test_unlimited_stack_puts_the_libraries_below_the_program() -> None:
+    lay = Layout.default(rlimit_stack=RLIM_INFINITY)
+    lay.check()
+    libs = [s for s in lay.segments if s.region == "mmap"]
+    assert max(s.end for s in libs) == lay.mmap_base == 0x155555556000
+    assert lay.segments == sorted(lay.segments, key=lambda s: s.start)

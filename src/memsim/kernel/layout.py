@@ -27,8 +27,8 @@ gap) for the brk start. Everything placed top-down below ``mmap_base`` (librarie
 moves with it, the executable moves with the load bias, the stack with its top.
 
 Invariants (:meth:`Layout.check`): segments sorted, page aligned, non-overlapping, below
-TASK_SIZE; start_brk page aligned, at or above the end of the executable image and below
-the mmap area; the stack segment contains start_stack.
+TASK_SIZE; start_brk page aligned, at or above the end of the executable image and not inside
+any segment; the stack segment contains start_stack.
 """
 
 from __future__ import annotations
@@ -217,6 +217,7 @@ class Layout:
                 sb += rng.randrange(BRK_RND_RANGE >> PAGE_SHIFT) << PAGE_SHIFT
         else:
             sb = start_brk
+        out.sort(key=lambda seg: seg.start)   # an unlimited stack puts mmap_base below the PIE
         layout = cls(out, mm["start_code"], mm["end_code"], mm["start_data"], mm["end_data"],
                      sb, mm["start_stack"], base, legacy, rlimit_stack, aslr, seed, exe_path)
         layout.check()
@@ -243,9 +244,9 @@ class Layout:
         sb = self.start_brk
         if not isinstance(sb, int) or isinstance(sb, bool) or sb & (PAGE_SIZE - 1):
             raise ConfigError(f"start_brk must be a page-aligned address: {sb!r}")
-        lowest_mmap = min(s.start for s in self.segments if s.region != "exe")
-        if not self.image_end <= sb < lowest_mmap:
-            raise ConfigError(f"start_brk {sb:#x} must lie between the end of the program "
-                              f"image {self.image_end:#x} and the mmap area {lowest_mmap:#x}")
+        above = [s.start for s in self.segments if s.end > sb]
+        if sb < self.image_end or (above and min(above) <= sb) or sb >= TASK_SIZE:
+            raise ConfigError(f"start_brk {sb:#x} must lie above the end of the program "
+                              f"image {self.image_end:#x}, in free address space")
         stack = [s for s in self.segments if s.region == "stack"]
         assert stack and stack[0].start <= self.start_stack < stack[0].end
