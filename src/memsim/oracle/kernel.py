@@ -535,8 +535,8 @@ class SimRunner:
                 if old is None:
                     return Outcome("err", _errno_name(proc.errno))
                 ret = old
-            elif k == "brk":
-                ret = sys_.sys_brk(a)
+            elif k == "brk":   # glibc brk(): the syscall, and the cached break follows it
+                ret = proc.brk(a) if hasattr(proc, "brk") else sys_.sys_brk(a)
             elif k == "mmap":
                 ret = sys_.sys_mmap(a, op.length & U64, op.prot & U64, op.flags & U64)
             elif k == "munmap":

@@ -14,7 +14,7 @@ binary sizes, and may be negative where C would accept a negative value cast to 
                               [populate] [flags=N]
     munmap ADDR LENGTH
     mprotect ADDR LENGTH PROT
-    [NAME =] mremap ADDR OLD_LEN NEW_LEN [maymove] [fixed=ADDR] [dontunmap]
+    [NAME =] mremap ADDR OLD_LEN NEW_LEN [maymove] [fixed=ADDR] [dontunmap] [new=ADDR]
     madvise ADDR LENGTH ADVICE                     dontneed | free | hugepage | nohugepage | N
     write ADDR [LENGTH] [every=STEP]               user code stores to the bytes
     read ADDR [LENGTH] [every=STEP]                user code loads from the bytes
@@ -50,7 +50,7 @@ MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2
 MREMAP_DONTUNMAP = 4
 ADVICE = {"normal": 0, "random": 1, "sequential": 2, "willneed": 3, "dontneed": 4, "free": 8,
-          "hugepage": 14, "nohugepage": 15}
+          "hugepage": 14, "nohugepage": 15, "cold": 20, "pageout": 21}
 RLIMIT = {"stack": 3, "data": 2, "as": 9}
 
 _SIZE_RE = re.compile(r"^([+-]?)(0x[0-9a-f]+|\d+)([kmgt]?)(?:i?b)?$", re.IGNORECASE)
@@ -270,7 +270,7 @@ def _parse_line(line: str, lineno: int, raw: str, known: set[str]) -> Op:
         op.addr, op.length = addr(pos[0]), size(pos[1])
         op.prot = parse_prot(pos[2], lineno, raw)
     elif kind == "mremap":
-        no_kw(("fixed",))
+        no_kw(("fixed", "new"))
         if len(pos) < 3:
             raise err("usage: mremap ADDR OLD_LEN NEW_LEN [maymove] [fixed=ADDR] [dontunmap]")
         op.addr, op.length, op.new_len = addr(pos[0]), size(pos[1]), size(pos[2])
@@ -286,6 +286,8 @@ def _parse_line(line: str, lineno: int, raw: str, known: set[str]) -> Op:
         if "fixed" in kw:
             flags |= MREMAP_FIXED
             op.new_addr = addr(kw["fixed"])
+        elif "new" in kw:              # the fifth argument without MREMAP_FIXED
+            op.new_addr = addr(kw["new"])
         else:
             op.new_addr = Addr(None, 0)
         op.flags = flags
@@ -395,6 +397,124 @@ def random_program(seed: int, n_ops: int = 200, mark_every_op: bool = True) -> s
                 lines.append(f"write b{counter} {rng.randint(1, inc)}")
         else:
             lines.append(f"read brk0 {max(1, brk_size)} every={page}")
+        if mark_every_op:
+            lines.append("mark")
+    return "\n".join(lines) + "\n"
+
+
+def random_program_wide(seed: int, n_ops: int = 200, mark_every_op: bool = True) -> str:
+    """Like :func:`random_program` but wider: regions up to several MiB and sparse GiB-sized
+    NORESERVE regions (page-table freeing at the PTE, PMD and PUD levels), MAP_FIXED and
+    MAP_FIXED_NOREPLACE over and next to existing mappings, MAP_POPULATE, ranges that span
+    several VMAs, mremap onto other mappings, MADV_FREE/WILLNEED/COLD, raw brk, stack growth,
+    and occasional RLIMIT_DATA/RLIMIT_AS changes."""
+    import random
+
+    rng = random.Random(seed ^ 0x5EED)
+    page = 4096
+    regions: list[tuple[str, int]] = []
+    lines: list[str] = [f"# random_program_wide(seed={seed}, n_ops={n_ops})"]
+    counter = 0
+    brk_size = 0
+    stack_depth = 0
+
+    def pick() -> tuple[str, int]:
+        return rng.choice(regions)
+
+    def span(length: int) -> tuple[int, int]:
+        """An offset and a length, page aligned, sometimes running past the region."""
+        off = rng.randrange(0, max(1, length // page)) * page
+        n = rng.choice([1, 2, 3, 16, 512, 513, 1024]) * page
+        if rng.random() < 0.2:
+            n = length - off + rng.choice([0, page, 2 << 20])
+        return off, max(page, n)
+
+    def prot() -> str:
+        return rng.choice(["rw", "rw", "rw", "r", "none", "rwx", "x"])
+
+    def new_name() -> str:
+        nonlocal counter
+        counter += 1
+        return f"m{counter}"
+
+    for _ in range(n_ops):
+        r = rng.random()
+        if not regions or r < 0.14:
+            name = new_name()
+            kind = rng.random()
+            opts = ""
+            if kind < 0.08:
+                length = rng.randint(1, 3) * (1 << 30)
+                opts = " noreserve"
+            elif kind < 0.35:
+                length = rng.randint(1, 4) * (2 << 20) + rng.choice([0, 0, page])
+            else:
+                length = rng.randint(1, 300) * page
+            if regions and rng.random() < 0.25:
+                base, blen = pick()
+                off = rng.randrange(-(length // page), blen // page + 1) * page
+                where = f"{base}{'+' if off >= 0 else '-'}{abs(off)}"
+                opts += rng.choice([" fixed", " noreplace", ""]) + f" addr={where}"
+            if length <= (4 << 20) and rng.random() < 0.1:
+                opts += " populate"
+            lines.append(f"{name} = mmap {length} {prot()}{opts}")
+            regions.append((name, length))
+        elif r < 0.24:
+            name, length = pick()
+            off, n = span(length)
+            lines.append(f"munmap {name}+{off} {n}")
+        elif r < 0.34:
+            name, length = pick()
+            off, n = span(length)
+            lines.append(f"mprotect {name}+{off} {n} {prot()}")
+        elif r < 0.58:
+            name, length = pick()
+            kind = "write" if rng.random() < 0.75 else "read"
+            if length >= 1 << 30:
+                step = rng.choice([1 << 21, 1 << 30, (1 << 21) + page])
+                lines.append(f"{kind} {name} {length} every={step}")
+            else:
+                off, n = span(length)
+                every = f" every={rng.choice([page, 3 * page, 700])}" if rng.random() < 0.3 \
+                    else ""
+                lines.append(f"{kind} {name}+{off} {n}{every}")
+        elif r < 0.68:
+            name, length = pick()
+            off, n = span(length)
+            adv = rng.choice(["dontneed", "dontneed", "dontneed", "free", "willneed", "cold",
+                              "normal"])
+            lines.append(f"madvise {name}+{off} {n} {adv}")
+        elif r < 0.76:
+            name, length = pick()
+            new = rng.choice([page, 8 * page, length // 2 or page, length + page,
+                              2 * length, length + (2 << 20)])
+            flags = rng.choice(["", " maymove", " maymove", " dontunmap maymove"])
+            if regions and rng.random() < 0.2:
+                other, _ = pick()
+                flags = f" maymove fixed={other}"
+            nn = new_name()
+            lines.append(f"{nn} = mremap {name} {length} {new}{flags}")
+            regions.append((nn, new))
+        elif r < 0.86:
+            if rng.random() < 0.3:
+                target = rng.randrange(0, brk_size + 64 * page + 1)
+                lines.append(f"bb{counter} = brk brk0+{target}")
+                brk_size = target
+            else:
+                inc = rng.choice([1, 4096, 5000, 70000, 1 << 20])
+                if brk_size > 0 and rng.random() < 0.4:
+                    inc = -rng.randint(1, brk_size)
+                brk_size = max(0, brk_size + inc)
+                lines.append(f"sbrk {inc}")
+                if brk_size:
+                    lines.append(f"write brk0 {brk_size} every={rng.choice([page, 3 * page])}")
+        elif r < 0.93:
+            stack_depth = min(stack_depth + rng.choice([page, 64 * page, 1 << 20]), 6 << 20)
+            lines.append(f"{rng.choice(['write', 'read'])} stack-{stack_depth}")
+        else:
+            res = rng.choice(["data", "as"])
+            lim = rng.choice(["+1M", "+16M", "+64M", "inf"])
+            lines.append(f"setrlimit {res} {lim} inf")
         if mark_every_op:
             lines.append("mark")
     return "\n".join(lines) + "\n"
