@@ -52,10 +52,14 @@ ranges that have since been zapped, moved or re-stamped are skipped) and rebuilt
 entries outnumber live extents. Stamps are only needed when anonymous pages can be reclaimed,
 so ``track_recency`` defaults to ``swap > 0``. Without it all stamps are 0, pages faulted by
 separate calls merge into one extent, a re-access of a resident page changes nothing (the hot
-path is one bisect) and the rare file-page reclaim goes in address order. With it and
-``"lru"``, each access to a page whose stamp is not the newest re-stamps it, which splits
-extents down to (at worst) one per page accessed out of order: exact LRU costs state
-proportional to the pages touched, and only when swap is configured.
+path is one bisect) and the rare file-page reclaim goes in address order. With it, FIFO and
+clock still cost nothing on a re-access (clock only sets an accessed bit that a sweep has
+cleared). With ``"lru"`` every access re-stamps the pages it touches, unless it stays in the
+single page touched last: an access covering a whole extent is re-stamped in place, any other
+splits the extent, so state grows to (at worst) one extent per page accessed out of order.
+Exact LRU costs state proportional to the pages touched, and only when swap is configured.
+Measured: 64 MiB heap, 16-byte writes at random addresses: about 2 M accesses/s with FIFO or
+clock, about 125 k/s with LRU (16 k extents).
 
 Swap-in (``do_swap_page``) is a major fault; the slot is freed at once (as when the page is
 exclusive and written; we keep no swap cache).
@@ -207,6 +211,8 @@ class Machine:
         self._pushes_since_check = 0
         self._pin: tuple[PageTable, int, int] | None = None   # range being faulted: not evicted
         self._reclaiming = False
+        self._last_pt: PageTable | None = None        # LRU: the single page touched last
+        self._last_page = -1
 
         # vmstat-like event counters
         self.pswpin = 0

@@ -98,6 +98,7 @@ PTE_W = 4                       # writable (x86 bit 1)
 _NEED_READ = PTE_A
 _NEED_WRITE = PTE_A | PTE_D | PTE_W
 _FRESH_ANON = PTE_A | PTE_D | PTE_W
+_PAGE_MASK = ~(PAGE_SIZE - 1)
 
 PteValue = tuple[int, int, int, int]          # (kind, base, stamp, flags)
 
@@ -200,9 +201,27 @@ class PageTable:
             if i >= 0 and self._ends[i] >= end:
                 v = self._values[i]
                 need = _NEED_WRITE if write else _NEED_READ
-                if v[3] & need == need and (not self._lru or v[2] == self.machine.epoch
-                                            or v[0] == ZERO):
-                    return
+                if v[3] & need == need:
+                    if not self._lru or v[0] == ZERO:
+                        return
+                    # LRU: nothing to re-stamp only if this page alone was touched last
+                    m = self.machine
+                    page = addr & _PAGE_MASK
+                    if (m._last_pt is self and m._last_page == page
+                            and end <= page + PAGE_SIZE and v[2] == m.epoch):
+                        return
+                    page_end = (end + PAGE_SIZE - 1) & _PAGE_MASK
+                    if self._starts[i] == page and self._ends[i] == page_end:
+                        # the access covers this whole extent: re-stamp it in place (a new
+                        # stamp never equals a neighbour's, so nothing can merge)
+                        stamp = m._tick()
+                        self._values[i] = (v[0], v[1], stamp, v[3])
+                        m._index_push(stamp, self, page, page_end)
+                        if page_end - page == PAGE_SIZE:
+                            m._last_pt, m._last_page = self, page
+                        else:
+                            m._last_pt = None
+                        return
         elif length <= 0 or addr < 0:
             if length == 0:
                 return
@@ -253,6 +272,8 @@ class PageTable:
                 pe = min(end, starts[i + 1]) if i + 1 < len(starts) else end
                 v = None
             pos = self._fault_piece(pos, pe, v, write, file_backed, stamp)
+        if self._lru:
+            m._last_pt, m._last_page = (self, start) if end - start == PAGE_SIZE else (None, -1)
 
     def _fault_piece(self, ps: int, pe: int, v: PteValue | None, write: bool,
                      file_backed: bool, stamp: int) -> int:
