@@ -444,3 +444,12 @@ def test_run_failed_op_leaves_its_name_unset(capsys: pytest.CaptureFixture[str])
     got, _, err = run_main(capsys, "run", "-e", "m = mmap 1T rw; write m")
     assert got == 1
     assert "'m' has no value" in assert_one_error_line(err)
+
+
+def test_run_rich_draws_the_ops_status_and_maps(capsys: pytest.CaptureFixture[str],
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "stdout_is_terminal", lambda stream=None: True)
+    status, out, _ = run_main(capsys, "run", "-e", "m = mmap 8k rw; write m 8k; mark w")
+    assert status == 0
+    assert "┃ line" in out and "mark w" in out
+    assert "RssAnon:" in out and "[stack]" in out

@@ -335,7 +335,7 @@ def render_plain(result: Result, final: bool = True) -> None:
 
 def render_rich(result: Result, final: bool = True) -> None:
     from rich.markup import escape
-    from rich.panel import Panel
+    from rich.rule import Rule
     from rich.table import Table
 
     console = make_console()
@@ -345,9 +345,10 @@ def render_rich(result: Result, final: bool = True) -> None:
     table.add_column("result")
     for s in result.steps:
         if s.result == "mark":
-            fields = "  ".join(f"{k} {_fmt_kb(v)} [dim]({_fmt_delta(s.delta[k])})[/dim]"
+            fields = "\n".join(f"{k:<8}{_fmt_kb(v):>14} [dim]{_fmt_delta(s.delta[k]):>12}[/dim]"
                                for k, v in s.status.items())
-            table.add_row(str(s.lineno), f"[bold]mark {escape(s.value)}[/bold]", fields)
+            table.add_row(str(s.lineno), f"[bold]mark {escape(s.value)}[/bold]", fields,
+                          end_section=True)
             continue
         colour = {"ok": "green", "failed": "yellow", "killed": "bold red"}[s.result]
         table.add_row(str(s.lineno), escape(s.text),
@@ -357,8 +358,16 @@ def render_rich(result: Result, final: bool = True) -> None:
         console.print(f"[bold red]the process was killed (exit status "
                       f"{128 + result.signal})[/bold red]")
         return
-    if final:
-        console.print(Panel(escape(result.status_text), title=f"/proc/{result.pid}/status",
-                            title_align="left", expand=False))
-        console.print(Panel(escape(result.maps_text), title=f"/proc/{result.pid}/maps",
-                            title_align="left", expand=False))
+    if not final:
+        return
+    status = Table(title=f"/proc/{result.pid}/status", title_justify="left", box=None,
+                   show_header=False, padding=(0, 1))
+    status.add_column("field")
+    status.add_column("value", justify="right")
+    for line in result.status_text.splitlines():
+        name, _, value = line.partition(":")
+        status.add_row(escape(name + ":"), escape(value.strip()))
+    console.print(status)
+    console.print(Rule(f"/proc/{result.pid}/maps", align="left"))
+    for line in result.maps_text.splitlines():
+        console.print(escape(line), soft_wrap=True)
