@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from memsim.kernel.abi import STACK_GUARD_GAP
+from memsim.kernel.abi import STACK_GUARD_GAP, TASK_SIZE
 from memsim.kernel.vma import (
     VM_ACCOUNT,
     VM_DATA_DEFAULT_FLAGS,
@@ -176,3 +176,52 @@ def test_random_inserts_and_lookups_agree_with_a_linear_scan() -> None:
         expect = min((r for r in ranges if r[1] > addr), default=None)
         got = t.find_vma(addr)
         assert (got.vm_start, got.vm_end) == expect if expect else got is None
+
+
+def _linear_highest_gap(t: VMATree, length: int, low: int, high: int) -> int | None:
+    """Reference: walk every gap from the top (what unmapped_area_topdown computes)."""
+    best = None
+    for i in range(len(t.vmas) + 1):
+        start = t.vmas[i - 1].vm_end if i > 0 else 0
+        end = t.vmas[i].vm_start_gap() if i < len(t.vmas) else TASK_SIZE
+        s, e = max(start, low), min(end, high)
+        if e - s >= length:
+            best = e if best is None else max(best, e)
+    return best
+
+
+def test_gap_index_agrees_with_a_linear_scan_under_random_changes() -> None:
+    rng = random.Random(11)
+    t = VMATree()
+    for step in range(400):
+        op = rng.random()
+        if op < 0.5 or len(t) < 3:
+            lo = rng.randrange(16, 4096) * P
+            hi = lo + rng.randrange(1, 64) * P
+            if t.find_vma_intersection(lo, hi) is None:
+                flags = VM_STACK_FLAGS if rng.random() < 0.05 else RW
+                t.insert(VMA(lo, hi, flags))
+        elif op < 0.7:
+            t.remove(t.vmas[rng.randrange(len(t))])
+        elif op < 0.8:
+            v = t.vmas[rng.randrange(len(t))]
+            if v.pages > 1:
+                t.split(v, v.vm_start + rng.randrange(1, v.pages) * P)
+        elif op < 0.9:
+            i = rng.randrange(len(t))
+            v = t.vmas[i]
+            limit = t.vmas[i + 1].vm_start if i + 1 < len(t) else v.vm_end + 8 * P
+            t.set_end(v, rng.randrange(v.vm_start // P + 1, limit // P + 1) * P)
+        else:
+            i = rng.randrange(len(t))
+            v = t.vmas[i]
+            floor = t.vmas[i - 1].vm_end if i > 0 else 0
+            t.set_start(v, rng.randrange(floor // P, v.vm_end // P) * P)
+        if step % 10 == 0:
+            t.check()
+        for _ in range(5):
+            length = rng.randrange(1, 128) * P
+            low = rng.randrange(0, 2048) * P
+            high = low + rng.randrange(1, 4096) * P
+            assert t.highest_gap(length, low, high) == _linear_highest_gap(t, length, low, high)
+    t.check()

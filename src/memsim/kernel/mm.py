@@ -43,7 +43,6 @@ growth of a non-accounted grows-down VMA, which the kernel charges and never ret
 from __future__ import annotations
 
 import errno
-from bisect import bisect_left
 from typing import TYPE_CHECKING
 
 from memsim.errors import ConfigError, SegmentationFault
@@ -371,7 +370,7 @@ class MM:
         # just_expand: only the previous (heap) VMA is considered, never the next one
         if prev is not None and can_merge_after(prev, addr, flags, None, addr >> PAGE_SHIFT,
                                                 None):
-            prev.vm_end = addr + length
+            self.tree.set_end(prev, addr + length)
         else:
             self.tree.insert(VMA(addr, addr + length, flags))
         self.total_vm += npages
@@ -437,25 +436,12 @@ class MM:
 
     def unmapped_area_topdown(self, length: int, low: int, high: int) -> int | None:
         """``unmapped_area_topdown``: the top of the highest gap in [low, high) that holds
-        ``length`` bytes, keeping the stack guard gap below VM_GROWSDOWN VMAs.
-
-        Tricky: walks down from ``high`` over the VMAs (the kernel uses the maple tree's
-        gap tracking); the walk stops at the first gap that fits.
-        """
+        ``length`` bytes, keeping the stack guard gap below VM_GROWSDOWN VMAs (the gap index
+        of :class:`memsim.kernel.vma.VMATree` plays the maple tree's part)."""
         if length > high or high <= low:
             return None
-        starts, vmas = self.tree.starts, self.tree.vmas
-        j = bisect_left(starts, high)      # vmas[j] is the first VMA starting at/above high
-        while True:
-            nxt = vmas[j] if j < len(vmas) else None
-            prev = vmas[j - 1] if j > 0 else None
-            gap_end = high if nxt is None else min(high, nxt.vm_start_gap())
-            gap_start = max(low, prev.vm_end if prev is not None else 0)
-            if gap_end >= gap_start + length:
-                return gap_end - length
-            if prev is None or prev.vm_start <= low:
-                return None
-            j -= 1
+        end = self.tree.highest_gap(length, low, high)
+        return None if end is None else end - length
 
     def unmapped_area(self, length: int, low: int, high: int) -> int | None:
         """``unmapped_area``: the lowest gap in [low, high) that holds ``length`` bytes."""
@@ -587,12 +573,12 @@ class MM:
             self.tree.remove(nxt)
             if self._last is nxt:
                 self._last = None
-            prev.vm_end = nxt.vm_end
+            self.tree.set_end(prev, nxt.vm_end)
             return prev
         if left:
             assert prev is not None
             prev.anon_vma = prev.anon_vma or anon_vma
-            prev.vm_end = end
+            self.tree.set_end(prev, end)
             return prev
         if right:
             assert nxt is not None
@@ -668,8 +654,7 @@ class MM:
                 accounted += n
             if v.vm_flags & VM_LOCKED:
                 self.locked_vm -= n
-        del tree.starts[i:j]
-        del tree.vmas[i:j]
+        tree.remove_range(i, j)
         self._last = None
         for v in victims:
             self.pt.zap(v.vm_start, v.vm_end)
@@ -718,12 +703,12 @@ class MM:
                 prev.anon_vma = prev.anon_vma or nxt.anon_vma
                 tree.remove(vma)
                 tree.remove(nxt)
-                prev.vm_end = nxt.vm_end
+                self.tree.set_end(prev, nxt.vm_end)
             elif end == vma.vm_end:
                 tree.remove(vma)
-                prev.vm_end = end
+                self.tree.set_end(prev, end)
             else:
-                prev.vm_end = end
+                self.tree.set_end(prev, end)
                 vma.vm_pgoff += npages
                 tree.set_start(vma, end)
             return prev
@@ -733,7 +718,7 @@ class MM:
             if start == vma.vm_start:
                 tree.remove(vma)
             else:
-                vma.vm_end = start
+                self.tree.set_end(vma, start)
             tree.set_start(nxt, start)
             nxt.vm_pgoff = pgoff
             return nxt
@@ -940,9 +925,9 @@ class MM:
                 and anon_vma_compatible(vma.anon_vma, nxt.anon_vma):
             vma.anon_vma = vma.anon_vma or nxt.anon_vma
             self.tree.remove(nxt)
-            vma.vm_end = nxt.vm_end
+            self.tree.set_end(vma, nxt.vm_end)
         else:
-            vma.vm_end = end
+            self.tree.set_end(vma, end)
         self._last = None
         self.vm_stat_account(vma.vm_flags, npages)
         if vma.vm_flags & VM_LOCKED:

@@ -30,6 +30,8 @@ from __future__ import annotations
 from bisect import bisect_right
 from collections.abc import Iterator
 
+from sortedcontainers import SortedList
+
 from memsim.kernel.abi import STACK_GUARD_GAP, TASK_SIZE
 from memsim.units import PAGE_SHIFT, PAGE_SIZE
 
@@ -220,19 +222,85 @@ class VMATree:
 
     Insertion and removal are list operations (a memmove of pointers), so O(n) in the worst
     case but cheap for the 65530 VMAs ``vm.max_map_count`` allows.
+
+    Tricky: like the maple tree's gap tracking, the free gaps between VMAs are indexed so
+    that the top-down search does not walk every VMA. Each gap ``[prev.vm_end,
+    vm_start_gap(next))`` is kept in a sorted list per size class (the bit length of its
+    size); :meth:`highest_gap` looks at the top candidates of each class that can hold the
+    request. Every change of a VMA's bounds therefore goes through this class
+    (:meth:`insert`, :meth:`remove`, :meth:`remove_range`, :meth:`set_start`,
+    :meth:`set_end`, :meth:`split`).
     """
 
-    __slots__ = ("starts", "vmas")
+    __slots__ = ("starts", "vmas", "_gap_of", "_classes")
 
     def __init__(self) -> None:
         self.starts: list[int] = []
         self.vmas: list[VMA] = []
+        # key: the VMA above the gap (None: the gap above the last VMA) -> (class, end, start)
+        self._gap_of: dict[VMA | None, tuple[int, int, int]] = {}
+        self._classes: dict[int, SortedList] = {}
+        self._refresh_gap(0)
 
     def __len__(self) -> int:
         return len(self.vmas)
 
     def __iter__(self) -> Iterator[VMA]:
         return iter(self.vmas)
+
+    # --- the gap index ----------------------------------------------------------------------
+    def _refresh_gap(self, i: int) -> None:
+        """Recompute the gap just below ``vmas[i]`` (``i == len``: the gap above the last)."""
+        vmas = self.vmas
+        key = vmas[i] if i < len(vmas) else None
+        start = vmas[i - 1].vm_end if i > 0 else 0
+        end = vmas[i].vm_start_gap() if i < len(vmas) else TASK_SIZE
+        old = self._gap_of.pop(key, None)
+        if old is not None:
+            lst = self._classes[old[0]]
+            lst.remove((old[1], old[2]))
+            if not lst:
+                del self._classes[old[0]]
+        if end > start:
+            cls = (end - start).bit_length()
+            lst = self._classes.get(cls)
+            if lst is None:
+                lst = self._classes[cls] = SortedList()
+            lst.add((end, start))
+            self._gap_of[key] = (cls, end, start)
+
+    def _drop_gap(self, key: VMA | None) -> None:
+        old = self._gap_of.pop(key, None)
+        if old is not None:
+            lst = self._classes[old[0]]
+            lst.remove((old[1], old[2]))
+            if not lst:
+                del self._classes[old[0]]
+
+    def highest_gap(self, length: int, low: int, high: int) -> int | None:
+        """The end of the highest free gap, clipped to ``[low, high)``, that holds ``length``
+        bytes (``unmapped_area_topdown``), or None."""
+        best = -1
+        min_cls = length.bit_length()
+        for cls, lst in self._classes.items():
+            if cls < min_cls:
+                continue              # every gap of this class is shorter than length
+            j = lst.bisect_left((high + 1, -1))
+            if j < len(lst):          # the gap that straddles high (clipped)
+                end, start = lst[j]
+                if start < high and high - max(start, low) >= length and high > best:
+                    best = high
+                    continue
+            j -= 1
+            while j >= 0:
+                end, start = lst[j]
+                if end <= best or end - length < low:
+                    break
+                if end - max(start, low) >= length:
+                    best = end
+                    break
+                j -= 1
+        return best if best >= 0 else None
 
     # --- lookups -------------------------------------------------------------------------
     def index_of_find(self, addr: int) -> int:
@@ -306,17 +374,35 @@ class VMATree:
             raise AssertionError(f"{vma!r} overlaps {self.vmas[i]!r}")
         self.starts.insert(i, vma.vm_start)
         self.vmas.insert(i, vma)
+        self._refresh_gap(i)
+        self._refresh_gap(i + 1)
 
     def remove(self, vma: VMA) -> None:
         i = self.index(vma)
-        del self.starts[i]
-        del self.vmas[i]
+        self.remove_range(i, i + 1)
+
+    def remove_range(self, i: int, j: int) -> list[VMA]:
+        """Detach ``vmas[i:j]`` (``vms_gather_munmap_vmas``); returns them."""
+        victims = self.vmas[i:j]
+        for v in victims:
+            self._drop_gap(v)
+        del self.starts[i:j]
+        del self.vmas[i:j]
+        self._refresh_gap(i)
+        return victims
 
     def set_start(self, vma: VMA, new_start: int) -> None:
         """Move ``vm_start`` (stack growth, merge, trim) keeping the order valid."""
         i = self.index(vma)
         vma.vm_start = new_start
         self.starts[i] = new_start
+        self._refresh_gap(i)
+
+    def set_end(self, vma: VMA, new_end: int) -> None:
+        """Move ``vm_end`` (brk, merge, trim, mremap in place)."""
+        i = self.index(vma)
+        vma.vm_end = new_end
+        self._refresh_gap(i + 1)
 
     def split(self, vma: VMA, addr: int) -> tuple[VMA, VMA]:
         """``__split_vma``: cut ``vma`` at ``addr`` into (low, high); returns both pieces.
@@ -334,6 +420,7 @@ class VMATree:
         i = self.index(vma)
         self.starts.insert(i + 1, addr)
         self.vmas.insert(i + 1, high)
+        self._refresh_gap(i + 2)
         return vma, high
 
     def check(self) -> None:
@@ -347,3 +434,13 @@ class VMATree:
             assert v.vm_start >= prev_end, f"VMA {v!r} overlaps its predecessor"
             assert v.vm_end <= TASK_SIZE, f"VMA {v!r} above TASK_SIZE"
             prev_end = v.vm_end
+        # the gap index holds exactly the non-empty gaps between consecutive VMAs
+        want = {}
+        for i in range(len(self.vmas) + 1):
+            start = self.vmas[i - 1].vm_end if i > 0 else 0
+            end = self.vmas[i].vm_start_gap() if i < len(self.vmas) else TASK_SIZE
+            if end > start:
+                key = self.vmas[i] if i < len(self.vmas) else None
+                want[key] = ((end - start).bit_length(), end, start)
+        assert want == self._gap_of, "gap index out of date"
+        assert sum(len(x) for x in self._classes.values()) == len(want)
