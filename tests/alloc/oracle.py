@@ -149,7 +149,8 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
         fake.log.clear()
     slots: dict[int, int] = {}
     out: list[str] = []
-    fbase: list[int] = []
+    fbase: list[tuple[int, int]] = []
+    arena_before = [0]
 
     def ptr(q: int) -> str:
         if not q:
@@ -159,11 +160,17 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
             return f"M {q & 4095:x} {g.malloc_usable_size(q)}"
         if base <= q < base + (1 << 32):
             return f"H {q - base:x}"
-        if not fbase:
-            fbase.append((q - 16) & ~4095)
-        return f"F {q - fbase[0]}"
+        inside = [i for i, (b, n) in enumerate(fbase) if b <= q < b + n]
+        if inside:
+            best = inside[-1]
+        else:
+            grown = g.av.system_mem - arena_before[0]
+            fbase.append(((q - 16) & ~4095, grown or 1 << 20))
+            best = len(fbase) - 1
+        return f"F {best} {q - fbase[best][0]:x}"
 
     for n, line in enumerate(script, 1):
+        arena_before[0] = g.av.system_mem
         f = line.split()
         op = f[0]
         a = [int(x) for x in f[1:]]

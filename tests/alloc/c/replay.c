@@ -13,7 +13,9 @@
  *   R          resident size of [heap] in KiB, from /proc/self/smaps
  * Output, one line per op: "H off" (pointer as offset from the initial break), "M pgoff
  * usable" (an mmapped chunk), "0" (NULL), "-" (free), "U n", "T r", "O r", "E err", "S off",
- * "F off" (a non-mmapped chunk outside the brk heap, offset from the first one's page),
+ * "F n off" (a chunk outside the brk heap: in the n-th mmap-as-morecore region seen, whose
+ * base is the page of the first pointer returned in it and whose length is what the arena
+ * grew by in that call),
  * "I arena ordblks smblks hblks hblkhd fsmblks uordblks fordblks keepcost".
  * The first line is "P base" (the initial break). No stdio: it would malloc. getppid() marks the start of the replay for strace.
  */
@@ -26,7 +28,9 @@
 
 #define NSLOTS 4096
 static void *slot[NSLOTS];
-static char *base, *fbase;
+static char *base, *fbase[256];
+static size_t flen[256], arena_before;
+static int nf, blocked;
 static char script[1 << 24];
 static char out[1 << 16];
 static size_t outn;
@@ -42,9 +46,17 @@ static void ptr(void *q) {
   size_t hdr = ((size_t *)q)[-1];
   if (hdr & 2) { put("M "); puthex((unsigned long)q & 4095); put(" "); putdec(malloc_usable_size(q)); put("\n"); }
   else if ((char *)q >= base && (char *)q < base + (1L << 32)) { put("H "); puthex((unsigned long)((char *)q - base)); put("\n"); }
-  else {  /* a heap in mmap-as-morecore space: offset from the first such region */
-    if (!fbase) fbase = (char *)(((unsigned long)q - 16) & ~4095UL);
-    put("F "); putsigned((long)((char *)q - fbase)); put("\n");
+  else {  /* a heap in mmap-as-morecore space: region number and offset in the region */
+    int best = -1;
+    for (int i = 0; i < nf; i++)
+      if (fbase[i] <= (char *)q && (char *)q < fbase[i] + flen[i]) best = i;
+    if (best < 0 && nf < 256) {   /* a new region: as long as the arena just grew */
+      fbase[nf] = (char *)(((unsigned long)q - 16) & ~4095UL);
+      size_t grown = mallinfo2().arena - arena_before;
+      flen[nf] = grown ? grown : (1 << 20);
+      best = nf++;
+    }
+    put("F "); putdec((unsigned long)best); put(" "); puthex((unsigned long)((char *)q - fbase[best])); put("\n");
   }
 }
 
@@ -90,6 +102,7 @@ int main(int argc, char **argv) {
   while (*cur) {
     char op = *cur++;
     long s, a, b;
+    if (blocked) arena_before = mallinfo2().arena;
     switch (op) {
     case 'm': s = num(); slot[s] = malloc((size_t)num()); ptr(slot[s]); break;
     case 'f': s = num(); free(slot[s]); slot[s] = 0; put("-\n"); break;
@@ -111,7 +124,7 @@ int main(int argc, char **argv) {
                 size_t v[9] = {mi.arena, mi.ordblks, mi.smblks, mi.hblks, mi.hblkhd, mi.fsmblks, mi.uordblks, mi.fordblks, mi.keepcost};
                 for (int i = 0; i < 9; i++) { puthex(v[i]); put(i < 8 ? " " : "\n"); } break; }
     case 'x': { a = num(); void *q = mmap(base + a, 4096, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE, -1, 0);
-                put(q == base + a ? "X 1\n" : "X 0\n"); break; }
+                blocked = 1; put(q == base + a ? "X 1\n" : "X 0\n"); break; }
     case 'R': put("R "); putdec(heap_rss_kb()); put("\n"); break;
     case '\n': case ' ': continue;
     default: put("?\n"); flush(); return 3;

@@ -8,6 +8,13 @@ from memsim.alloc.glibc.bins import BinSet
 from memsim.alloc.glibc.chunk import largebin_index
 
 
+def _bin(b: BinSet, p: int, size: int) -> None:
+    """(D3) as _int_malloc does it: the chunk is recorded free, then binned."""
+    b.free[p] = size
+    b.free_end[p + size] = p
+    b.bin_chunk(p, size)
+
+
 def _bins() -> tuple[BinSet, list[tuple[int, int]]]:
     writes: list[tuple[int, int]] = []
     return BinSet(lambda a, n: writes.append((a, n))), writes
@@ -30,7 +37,7 @@ def test_large_bin_order_equal_size_goes_second_in_its_run() -> None:
     sizes = [0x1010, 0x1110, 0x1050, 0x1110, 0x1090, 0x1010]
     addrs = [0x10000 * (i + 1) for i in range(len(sizes))]
     for a, s in zip(addrs, sizes, strict=True):
-        b.bin_chunk(a, s)
+        _bin(b, a, s)
         b.check()
     idx = largebin_index(0x1010)
     order = list(b.bin_chunks(idx))
@@ -56,7 +63,7 @@ def test_random_inserts_and_unlinks_keep_every_invariant() -> None:
             if rng.random() < 0.3:
                 b.unsorted_insert(addr, size, False)
             else:
-                b.bin_chunk(addr, size)
+                _bin(b, addr, size)
             live.append(addr)
             addr += size + 0x20
         if rng.random() < 0.05:
@@ -68,8 +75,8 @@ def test_random_inserts_and_unlinks_keep_every_invariant() -> None:
 def test_binmap_finds_first_non_empty_bin_above() -> None:
     b, _ = _bins()
     assert b.first_bin_above(2) == 0
-    b.bin_chunk(0x5000, 0x300)
-    b.bin_chunk(0x9000, 0x5000)
+    _bin(b, 0x5000, 0x300)
+    _bin(b, 0x9000, 0x5000)
     assert b.first_bin_above(2) == 0x30
     assert b.first_bin_above(0x30) == largebin_index(0x5000)
     b.unlink_chunk(0x5000)

@@ -42,6 +42,7 @@ from memsim.alloc.glibc.chunk import (
     MAX_TCACHE_SIZE,
     MINSIZE,
     PAGESIZE,
+    PTRDIFF_MAX,
     SIZE_MAX,
     checked_request2size,
     csize2tidx,
@@ -141,12 +142,11 @@ class Glibc236(ReallocMemalign, Allocator):
         """``__libc_malloc`` (L3280): tcache first, then _int_malloc."""
         if not self.initialized:
             self.ptmalloc_init()
-        if not 0 <= size <= SIZE_MAX:
+        if size > PTRDIFF_MAX or size < 0:               # checked_request2size
             _size_arg(size, "malloc")
-        nb = checked_request2size(size)
-        if nb == 0:
             self.errno = ENOMEM
             return 0
+        nb = (size + 23) & ~15 if size > 8 else MINSIZE
         tc = self.tcache
         if tc is None:
             self.tcache_init()

@@ -87,8 +87,9 @@ class BinSet:
         self.bin_of[p] = UNSORTED
 
     def bin_chunk(self, p: int, size: int) -> None:
-        """Place free chunk ``p`` (just taken off the unsorted bin) in its small or large bin
-        and mark the binmap: step (D3) of _int_malloc (L4081-4150)."""
+        """Place free chunk ``p`` (just taken off the unsorted bin, still recorded in
+        ``free``) in its small or large bin and mark the binmap: step (D3) of _int_malloc
+        (L4081-4150)."""
         fd = self.fd
         bk = self.bk
         w = self.w
@@ -143,8 +144,6 @@ class BinSet:
             if nxt > 0:
                 w(nxt + 24, 8)
         self.bin_of[p] = b
-        self.free[p] = size
-        self.free_end[p + size] = p
         self.binmap |= 1 << b
 
     # --- removal --------------------------------------------------------------------------

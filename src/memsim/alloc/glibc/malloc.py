@@ -34,12 +34,12 @@ from memsim.alloc.glibc.chunk import (
     MINSIZE,
     MMAP_AS_MORECORE_SIZE,
     PAGESIZE,
+    PTRDIFF_MAX,
     SIZE_MAX,
     TCACHE_STRUCT_SIZE,
     align_down,
     align_up,
     bin_index,
-    checked_request2size,
     largebin_index,
 )
 from memsim.alloc.glibc.state import MallocPar, MallocState
@@ -147,10 +147,10 @@ class Ptmalloc:
     def _int_malloc(self, av: MallocState, nbytes: int) -> int:
         """``_int_malloc`` (L3765): a chunk for ``nbytes`` from av's bins, top or the system;
         returns mem (chunk + 16), or 0 with errno ENOMEM."""
-        nb = checked_request2size(nbytes)
-        if nb == 0:
+        if nbytes > PTRDIFF_MAX:                          # checked_request2size
             self.errno = ENOMEM
             return 0
+        nb = (nbytes + 23) & ~15 if nbytes > 8 else MINSIZE
         mp = self.mp
         tc = self.tcache
         tidx = (nb - 17) >> 4
@@ -208,11 +208,14 @@ class Ptmalloc:
         while True:
             # (D) the unsorted scan, oldest first (L3990)
             iters = 0
-            while fd[-1] != -1:
+            while True:
                 victim = bk[-1]
+                if victim == -1:
+                    break
                 size = free[victim]
+                bck = bk[victim]
                 # (D1) the last remainder keeps serving small requests (L4019)
-                if (nb < MIN_LARGE_SIZE and bk[victim] == -1 and victim == av.last_remainder
+                if (nb < MIN_LARGE_SIZE and bck == -1 and victim == av.last_remainder
                         and size > nb + MINSIZE):
                     av.unlink_chunk(victim)
                     rem = victim + nb
@@ -222,9 +225,15 @@ class Ptmalloc:
                     av.inuse[victim] = nb
                     self._alloc_perturb(victim + 16, nbytes)
                     return victim + 16
-                av.unlink_chunk(victim)
+                # remove from the back of the unsorted bin (L4049)
+                bk[-1] = bck
+                fd[bck] = -1
+                if bck > 0:
+                    w(bck + 16, 8)
                 # (D2) exact fit (L4054)
                 if size == nb:
+                    del fd[victim], bk[victim], free[victim], av.bin_of[victim]
+                    del av.free_end[victim + size]
                     w(victim + size + 8, 8)
                     if tcache_nb:
                         assert tc is not None
