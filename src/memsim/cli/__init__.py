@@ -66,6 +66,8 @@ COMMANDS: tuple[str, ...] = (
     "run",
     "record",
     "verify_kernel",
+    "replay",
+    "check",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")
