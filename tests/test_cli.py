@@ -182,9 +182,10 @@ def test_a_broken_module_does_not_take_the_others_down(
     status, out, _ = run_main(capsys, "--help")
     assert status == 0
     assert "zz-missing" in out and "unavailable" in out
-    status, _, err = run_main(capsys, "zz-missing")
-    assert status == 1
-    assert "command 'zz-missing' is unavailable" in assert_one_error_line(err)
+    for argv in (["zz-missing"], ["zz-missing", "--help"], ["zz-missing", "-x", "y"]):
+        status, _, err = run_main(capsys, *argv)
+        assert status == 1
+        assert "command 'zz-missing' is unavailable" in assert_one_error_line(err)
     status, _, _ = run_main(capsys, "demo", "--help")
     assert status == 0
 

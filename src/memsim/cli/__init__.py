@@ -166,6 +166,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in options
     try:
         parser, broken = build_parser(command)
+        if command in broken:             # whatever its arguments: say why it cannot run
+            print(error_line(f"command '{command}' is unavailable: {broken[command]}"),
+                  file=sys.stderr)
+            return EXIT_ERROR
         try:
             args = parser.parse_args(args_list)
         except SystemExit as e:           # --help, --version, usage errors
@@ -173,10 +177,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             parser.print_help()
             return EXIT_USAGE
-        if args.command in broken:
-            print(error_line(f"command '{args.command}' is unavailable: "
-                             f"{broken[args.command]}"), file=sys.stderr)
-            return EXIT_ERROR
         status = args._run(args)
         return int(status or 0)
     except KeyboardInterrupt:
