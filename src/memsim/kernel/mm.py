@@ -1045,11 +1045,18 @@ class MM:
     def write(self, addr: int, length: int = 1, every: int | None = None) -> None:
         """The CPU writes ``[addr, addr+length)`` (or one byte every ``every`` bytes).
 
-        Hot path: a one-entry VMA cache, the VM_WRITE check, one ``PageTable.fault``.
+        Hot path: the one-entry VMA cache (else one bisect), the VM_WRITE check, one
+        ``PageTable.fault``. Everything else (several VMAs, stack growth, faults that
+        become SIGSEGV, special mappings) takes :meth:`_access`.
         """
         v = self._last
-        if v is not None and v.vm_start <= addr and addr + length <= v.vm_end \
-                and v.vm_flags & VM_WRITE and length > 0:
+        if v is None or addr < v.vm_start or addr + length > v.vm_end:
+            v = self.tree.vma_lookup(addr)
+            if v is None or addr + length > v.vm_end or v.name is not None:
+                self._access(addr, length, every, True)
+                return
+            self._last = v
+        if v.vm_flags & VM_WRITE and length > 0:
             if v.anon_vma is None:
                 self._anon_vma_prepare(v)
             self.pt.fault(addr, length, True, every, v.vm_file is not None)
@@ -1059,8 +1066,13 @@ class MM:
     def read(self, addr: int, length: int = 1, every: int | None = None) -> None:
         """The CPU reads ``[addr, addr+length)``: on x86 any of r/w/x permits a read."""
         v = self._last
-        if v is not None and v.vm_start <= addr and addr + length <= v.vm_end \
-                and v.vm_flags & VM_ACCESS_FLAGS and length > 0:
+        if v is None or addr < v.vm_start or addr + length > v.vm_end:
+            v = self.tree.vma_lookup(addr)
+            if v is None or addr + length > v.vm_end or v.name is not None:
+                self._access(addr, length, every, False)
+                return
+            self._last = v
+        if v.vm_flags & VM_ACCESS_FLAGS and length > 0:
             self.pt.fault(addr, length, False, every, v.vm_file is not None)
             return
         self._access(addr, length, every, False)
