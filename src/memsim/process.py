@@ -27,9 +27,11 @@ cached break, ``brk(0)`` on first use, failure when the kernel returns less than
 ``allocate_stack``/``setup_stack_prot`` (nptl/allocatestack.c) and the default thread stack
 size of ``__pthread_initialize_minimal`` (RLIMIT_STACK at start, 2 MiB if unlimited).
 
-Invariants (:meth:`Process.check`): those of the MM (which include the page table's), every
-thread stack still lies in the address space unless it was unmapped by the program, and the
-cached break is one the kernel returned.
+Invariants (:meth:`Process.check`): those of the MM (which include the page table's) and
+glibc's cached break never lies below ``start_brk``.
+
+Not modelled: MAP_SHARED memory, mlock, fork, thread exit/join and glibc's stack cache (a
+thread's stack stays mapped), THP faults (MADV_HUGEPAGE only sets the VMA flag).
 """
 
 from __future__ import annotations

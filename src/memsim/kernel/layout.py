@@ -88,6 +88,8 @@ _DEFAULT_IMAGE = """\
 _DEFAULT_MM = dict(start_code=0x555555555000, end_code=0x55555555520D,
                    start_data=0x555555557DD0, end_data=0x555555558030,
                    start_brk=0x555555559000, start_stack=0x7FFFFFFFE820)
+#: VmPeak - VmSize of that run at main(): ld.so's transient mappings during start-up
+STARTUP_PEAK_EXTRA = 36 * KiB
 DEFAULT_EXE_PATH = "/usr/local/bin/a.out"
 _PATHS = {"LIBC": "/usr/lib/x86_64-linux-gnu/libc.so.6",
           "LD": "/usr/lib/x86_64-linux-gnu/ld-linux-x86-64.so.2"}

@@ -32,6 +32,10 @@ arch/x86/kernel/sys_x86_64.c, arch/x86/mm/fault.c, mm/huge_memory.c): ``SYSCALL 
 ``do_user_addr_fault``/``access_error``, ``expand_downwards``/``acct_stack_growth``,
 ``anon_vma_prepare``/``find_mergeable_anon_vma``, ``__mm_populate``, ``exit_mmap``.
 
+The top-down search uses the VMA tree's gap index (the maple tree's gap tracking), so an
+mmap costs O(log n) even with tens of thousands of VMAs and holes; an access that hits the
+VMA of the previous access costs one comparison before ``PageTable.fault``.
+
 Invariants (:meth:`MM.check`): the VMA tree's own invariants; ``map_count`` is the number of
 VMAs; ``total_vm``, ``data_vm``, ``exec_vm``, ``stack_vm`` equal the sums over the VMAs of
 their classification; the commit charge held equals the pages of VM_ACCOUNT VMAs (plus any
@@ -73,7 +77,7 @@ from memsim.kernel.abi import (
     STACK_GUARD_GAP,
     TASK_SIZE,
 )
-from memsim.kernel.layout import Layout
+from memsim.kernel.layout import STARTUP_PEAK_EXTRA, Layout
 from memsim.kernel.vma import (
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
@@ -234,6 +238,7 @@ class MM:
                 lo = v.vm_start + n_anon * PAGE_SIZE if s.region != "stack" else v.vm_start
                 self.pt.fault(lo, n_file * PAGE_SIZE, False, None, file_backed)
         self.hiwater_rss = self.rss
+        self.hiwater_vm = self.total_vm + (STARTUP_PEAK_EXTRA >> PAGE_SHIFT)
 
     # ------------------------------------------------------------------------------------
     # counters
