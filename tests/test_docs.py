@@ -8,8 +8,8 @@ may use names an earlier one defined):
   match (``...`` matches anything, whitespace is normalised).
 - ```` ```console ```` blocks: every line ``$ memsim ...`` is run in-process through
   ``memsim.cli.main`` and must exit 0 (anything after a ``|`` or ``>`` is not run). Commands
-  that need a C compiler and real programs (``record``, ``verify-kernel``) are skipped here:
-  their own tests run them.
+  that need a C compiler, real programs or their traces (``record``, ``verify-kernel``,
+  ``replay``, ``check``) are skipped here: their own tests run them.
 
 Add ``skip`` to a block's info string (```` ```python skip ````) for an example that must
 not run (one that needs a file the reader has, say).
@@ -31,7 +31,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
-NOT_RUN_COMMANDS = ("record", "verify-kernel")
+NOT_RUN_COMMANDS = ("record", "verify-kernel", "replay", "check")
 
 INSTALL_COMMAND = "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/memsim demo"
 TEST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
