@@ -449,8 +449,12 @@ class RealRunner:
                 continue
             r = next(it, None)
             if r is None:
-                raise MemsimError(f"kdriver stopped before line {op.lineno} ({op.text}), "
-                                  f"exit status {proc.returncode}: {proc.stderr.strip()[:200]}")
+                how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
+                       else f"exit status {proc.returncode}")
+                raise MemsimError(f"the real driver (kdriver) died before line {op.lineno} "
+                                  f"({op.text}), {how}: did the program unmap or overwrite "
+                                  f"the driver's own memory above the anchor? "
+                                  f"{proc.stderr.strip()[:200]}")
             if r[1] == "ok":
                 value = int(r[2])
                 run.outcomes.append(Outcome("ok", regs.describe(op, value)))

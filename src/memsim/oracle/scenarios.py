@@ -372,4 +372,55 @@ SCENARIOS: dict[str, str] = {
         write n 16k
         mark write across the end
     """,
+    # --- found by the random programs (see KNOWN in tests/oracle/test_kernel_oracle.py) ----
+    "failed_fixed_mmap_keeps_splits": """
+        a = mmap 1M r
+        setrlimit data +16k inf
+        mark
+        b = mmap 64k rw fixed addr=a+256k
+        mark fixed rw over the middle (within the limit)
+        c = mmap 64k rw fixed addr=a
+        mark fixed rw at the start, refused by RLIMIT_DATA
+        setrlimit as +0 inf
+        d = mmap 64k r fixed addr=a+512k
+        e = mmap 128k r fixed addr=a-32k
+        mark fixed across the start of a, refused by RLIMIT_AS
+    """,
+    "mremap_dontunmap_new_addr": """
+        p = mmap 64k rw
+        write p 64k
+        r1 = mremap p 4096 4096 dontunmap maymove new=anchor-1G
+        mark dontunmap with a free hint
+        r2 = mremap p 4096 4096 dontunmap maymove new=p
+        r3 = mremap p 4096 4096 dontunmap maymove new=p+1
+        r4 = mremap p 4096 4096 dontunmap maymove new=0x7ffffffff000
+        r5 = mremap 0 4096 4096 dontunmap maymove
+        mark refused hints
+    """,
+    "mremap_fixed_shrink_across_vmas": """
+        a = mmap 64k rw
+        b = mmap 64k r
+        write a 64k
+        mark two VMAs
+        r1 = mremap b 128k 4096 maymove fixed=anchor-1G
+        mark shrink and move, the old range spans both
+    """,
+    "mremap_fixed_move_multiple_vmas": """
+        t = mmap 64k r
+        s = mmap 64k rw
+        write s 64k
+        munmap s+16k 16k
+        mark source with a hole
+        m = mremap s 64k 64k maymove fixed=t
+        mark moved onto t
+        write t
+        read t+16k
+        mark touch the target
+        u = mmap 64k r
+        v = mmap 32k rw
+        w = mmap 32k rwx
+        mark two adjacent source VMAs
+        n = mremap w 64k 64k maymove fixed=u
+        mark moved together
+    """,
 }
