@@ -137,3 +137,55 @@ class FakeSyscalls:
     def rss_heap_pages(self) -> int:
         """Touched pages inside [brk0, brk)."""
         return sum(1 for p in self.pages if self.brk0 <= p < self.cur)
+
+
+class LoggingSyscalls:
+    """Wrap any Syscalls (the kernel's MM) and log its memory syscalls like FakeSyscalls."""
+
+    def __init__(self, inner: object, brk0: int) -> None:
+        self.inner = inner
+        self.brk0 = brk0
+        self.log: list[str] = []
+        self.writes = 0
+
+    def sys_brk(self, addr: int) -> int:
+        r = self.inner.sys_brk(addr)  # type: ignore[attr-defined]
+        self.log.append("brk 0" if addr == 0 else
+                        f"brk {addr - self.brk0:+#x} = {r - self.brk0:+#x}")
+        return int(r)
+
+    def sys_mmap(self, addr: int, length: int, prot: int, flags: int) -> int:
+        self.log.append(f"mmap {length}")
+        return int(self.inner.sys_mmap(addr, length, prot, flags))  # type: ignore[attr-defined]
+
+    def sys_munmap(self, addr: int, length: int) -> int:
+        self.log.append(f"munmap {length}")
+        return int(self.inner.sys_munmap(addr, length))  # type: ignore[attr-defined]
+
+    def sys_mremap(self, old_addr: int, old_len: int, new_len: int, flags: int,
+                   new_addr: int = 0) -> int:
+        self.log.append(f"mremap {old_len} {new_len}")
+        return int(self.inner.sys_mremap(old_addr, old_len, new_len, flags,  # type: ignore
+                                         new_addr))
+
+    def sys_mprotect(self, addr: int, length: int, prot: int) -> int:
+        return int(self.inner.sys_mprotect(addr, length, prot))  # type: ignore[attr-defined]
+
+    def sys_madvise(self, addr: int, length: int, advice: int) -> int:
+        off = addr - self.brk0
+        self.log.append(f"madvise {off:+#x} {length}" if 0 <= off < 1 << 32
+                        else f"madvise ext {length}")
+        return int(self.inner.sys_madvise(addr, length, advice))  # type: ignore[attr-defined]
+
+    def write(self, addr: int, length: int = 1) -> None:
+        self.writes += 1
+        self.inner.write(addr, length)  # type: ignore[attr-defined]
+
+    def read(self, addr: int, length: int = 1) -> None:
+        self.inner.read(addr, length)  # type: ignore[attr-defined]
+
+    def heap_rss(self) -> int:
+        """Resident anonymous bytes in [start_brk, brk) according to the kernel's page table."""
+        mm = self.inner
+        anon, _, _ = mm.pt.counts(mm.start_brk, mm.brk)  # type: ignore[attr-defined]
+        return int(anon) * 4096

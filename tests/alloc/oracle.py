@@ -145,8 +145,9 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
     fake = sys if sys is not None else FakeSyscalls()
     g = Glibc236(fake, env=env)
     base = g.sbrk(0)
-    if isinstance(fake, FakeSyscalls):
-        fake.log.clear()
+    log = getattr(fake, "log", None)
+    if isinstance(log, list):
+        log.clear()
     slots: dict[int, int] = {}
     out: list[str] = []
     fbase: list[tuple[int, int]] = []
@@ -234,8 +235,7 @@ def run_model(script: Sequence[str], env: Mapping[str, str] | None = None,
         if check_every and n % check_every == 0:
             g.check()
     out.append(f"B {g.sbrk(0) - base:x}")
-    log = fake.log if isinstance(fake, FakeSyscalls) else []
-    return out, list(log), g
+    return out, list(log or []), g
 
 
 # --- random scripts ---------------------------------------------------------------------
