@@ -67,6 +67,7 @@ each call's simulated result is needed (``check``, ``--emit-trace``).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections import deque
@@ -77,6 +78,7 @@ from typing import IO, Any, BinaryIO
 
 from memsim.alloc.base import Allocator, AllocatorAbort, create
 from memsim.errors import ConfigError, TraceError
+from memsim.kernel.layout import Layout
 from memsim.process import Process
 from memsim.trace import open_trace
 from memsim.trace.format import Call, TraceWriter
@@ -656,7 +658,7 @@ def _new_process(brk0: int | None, notes: list[str]) -> Process:
         return Process()
     start = brk0 & ~(PAGE_SIZE - 1)
     try:
-        proc = Process(start_brk=start)
+        proc = Process(start_brk=start, layout=_layout_for(start))
     except ConfigError as e:
         notes.append(f"cannot place the heap at brk0 {brk0:#x} ({e}); it starts where the "
                      f"simulated layout puts it")
@@ -665,6 +667,29 @@ def _new_process(brk0: int | None, notes: list[str]) -> Process:
         # The program moved the break before its first malloc (a foreign sbrk): do the same.
         proc.mm.sys_brk(brk0)
     return proc
+
+
+def _layout_for(start_brk: int) -> Layout:
+    """The default layout with the heap at ``start_brk``.
+
+    A non-PIE program (cc1, loaded at 0x400000) has its break far below where the default
+    (PIE) image lies; the kernel puts the break right after the image, so the simulated image
+    is moved down to end at ``start_brk``, as the real one does. Only the image moves;
+    libraries, mmap_base and the stack stay where they are.
+    """
+    layout = Layout.default(start_brk=None)
+    end = layout.image_end
+    if start_brk >= end:
+        return Layout.default(start_brk=start_brk)
+    delta = start_brk - end
+    segs = [s.shifted(delta) if s.region == "exe" else s for s in layout.segments]
+    segs.sort(key=lambda s: s.start)
+    moved = dataclasses.replace(
+        layout, segments=segs, start_code=layout.start_code + delta,
+        end_code=layout.end_code + delta, start_data=layout.start_data + delta,
+        end_data=layout.end_data + delta, start_brk=start_brk)
+    moved.check()
+    return moved
 
 
 def _open(source: Source, skip_bad: bool) -> Any:
