@@ -91,6 +91,9 @@ class Glibc236(ReallocMemalign, Allocator):
         ReallocMemalign.__init__(self, syscalls, MallocPar())
         self.tunables = Tunables.from_env(env, secure)
         self.initialized = False
+        self.inuse = self.av.inuse            # the hot paths' shortcuts to av and mp_
+        self.tcache_bins = self.mp.tcache_bins
+        self.tcache_count = self.mp.tcache_count
 
     # --- initialisation ------------------------------------------------------------------
     def ptmalloc_init(self) -> None:
@@ -98,6 +101,8 @@ class Glibc236(ReallocMemalign, Allocator):
         self.initialized = True
         for name, value in self.tunables.ordered():
             self._do_set(name, value)
+        self.tcache_bins = self.mp.tcache_bins        # fixed from here on (tunables only)
+        self.tcache_count = self.mp.tcache_count
 
     def _do_set(self, name: str, value: int) -> int:
         """The ``do_set_*`` helpers (L5098-5200) shared by mallopt and the tunables."""
@@ -152,14 +157,14 @@ class Glibc236(ReallocMemalign, Allocator):
             self.tcache_init()
             tc = self.tcache
         tidx = (nb - 17) >> 4
-        if tc is not None and tidx < self.mp.tcache_bins:
+        if tc is not None and tidx < self.tcache_bins:
             stack = tc.entries[tidx]
-            if stack:
+            if stack:                                     # tcache_get (L3168)
                 p = stack.pop()
                 w = self.w
                 w(tc.mem + 2 * tidx, 136 + 6 * tidx)
                 w(p + 24, 8)
-                self.av.inuse[p] = nb
+                self.inuse[p] = nb
                 return p + 16
         return self._int_malloc(self.av, size)
 
@@ -169,8 +174,7 @@ class Glibc236(ReallocMemalign, Allocator):
         if not ptr:
             return
         p = ptr - 16
-        av = self.av
-        size = av.inuse.pop(p, None)
+        size = self.inuse.pop(p, None)
         if size is None:
             if p in self.mmapped:
                 mp = self.mp
@@ -188,16 +192,15 @@ class Glibc236(ReallocMemalign, Allocator):
             tc = self.tcache
         if tc is not None:
             tidx = (size - 17) >> 4
-            mp = self.mp
-            if tidx < mp.tcache_bins:
+            if tidx < self.tcache_bins:
                 stack = tc.entries[tidx]
-                if len(stack) < mp.tcache_count:
+                if len(stack) < self.tcache_count:        # tcache_put (L3154)
                     stack.append(p)
                     w = self.w
                     w(ptr, 16)
                     w(tc.mem + 2 * tidx, 136 + 6 * tidx)
                     return
-        self._int_free(av, p, size)
+        self._int_free_chunk(self.av, p, size)
 
     def _bad_pointer(self, ptr: int, func: str) -> None:
         """Raise what glibc reports for ``func(ptr)`` on a pointer it does not own."""

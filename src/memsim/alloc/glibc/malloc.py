@@ -321,6 +321,12 @@ class Ptmalloc:
                 if len(tc.entries[tidx]) < mp.tcache_count:
                     tc.put(p, tidx)
                     return
+        self._int_free_chunk(av, p, size)
+
+    def _int_free_chunk(self, av: MallocState, p: int, size: int) -> None:
+        """The part of ``_int_free`` after the tcache (L4480): fastbin, or coalesce; a merged
+        size >= FASTBIN_CONSOLIDATION_THRESHOLD consolidates and may trim."""
+        mp = self.mp
         if mp.perturb_byte:
             self.w(p + 16, size - 16)                     # free_perturb
         if size <= mp.global_max_fast:
