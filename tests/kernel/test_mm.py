@@ -690,3 +690,22 @@ def test_special_mappings_refuse_dontneed_populate_and_growth(mm: MM) -> None:
     anon = mm.pt.anon_pages
     ok(mm, mm.sys_madvise(a, 2 * P, MADV_POPULATE_WRITE))
     assert mm.pt.anon_pages == anon + 2
+
+
+def test_madv_hugepage_gives_2mib_pages_under_the_madvise_policy(mm: MM) -> None:
+    assert mm.thp_enabled == "madvise"
+    a = ok(mm, mm.sys_mmap(0, 4 * MiB, RW, ANON))           # 2 MiB aligned (THP search)
+    anon, pte = mm.pt.anon_pages, mm.pt.pgtables_bytes
+    mm.write(a)
+    assert mm.pt.anon_pages == anon + 1                      # no madvise: a 4 KiB page
+    ok(mm, mm.sys_madvise(a, 4 * MiB, abi.MADV_HUGEPAGE))
+    assert mm.thp_eligible(mm.tree.vma_lookup(a))
+    mm.write(a + 2 * MiB)
+    mm.check()
+    assert mm.pt.anon_pages == anon + 1 + 512                # one huge page
+    mm.read(a + 3 * MiB)
+    assert mm.pt.anon_pages == anon + 513                    # huge zero page: no RSS
+    assert mm.pt.pgtables_bytes > pte
+    stack = ok(mm, mm.sys_mmap(0, 4 * MiB, RW, ANON | MAP_STACK))
+    ok(mm, mm.sys_madvise(stack, 4 * MiB, abi.MADV_HUGEPAGE))
+    assert mm.thp_eligible(mm.tree.vma_lookup(stack))        # madvise clears NOHUGEPAGE

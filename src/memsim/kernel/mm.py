@@ -195,6 +195,8 @@ class MM:
         self.committed = 0          # pages this mm holds in Committed_AS
         self.committed_leak = 0     # growth of non-accounted grows-down VMAs (never returned)
         self.def_flags = 0
+        # /sys/kernel/mm/transparent_hugepage/enabled: "always", "madvise" (here) or "never"
+        self.thp_enabled: str = getattr(machine, "thp_enabled", "madvise")
         self._anon_vma_seq = 0
         self._last: VMA | None = None     # one-entry find_vma cache for the access hot path
         lay = self.layout
@@ -1064,7 +1066,11 @@ class MM:
         if v.vm_flags & VM_WRITE and length > 0:
             if v.anon_vma is None:
                 self._anon_vma_prepare(v)
-            self.pt.fault(addr, length, True, every, v.vm_file is not None)
+            if v.vm_flags & VM_HUGEPAGE or self.thp_always:
+                self.pt.fault(addr, length, True, every, v.vm_file is not None,
+                              self._thp_range(v))
+            else:
+                self.pt.fault(addr, length, True, every, v.vm_file is not None)
             return
         self._access(addr, length, every, True)
 
@@ -1078,9 +1084,29 @@ class MM:
                 return
             self._last = v
         if v.vm_flags & VM_ACCESS_FLAGS and length > 0:
-            self.pt.fault(addr, length, False, every, v.vm_file is not None)
+            if v.vm_flags & VM_HUGEPAGE or self.thp_always:
+                self.pt.fault(addr, length, False, every, v.vm_file is not None,
+                              self._thp_range(v))
+            else:
+                self.pt.fault(addr, length, False, every, v.vm_file is not None)
             return
         self._access(addr, length, every, False)
+
+    @property
+    def thp_always(self) -> bool:
+        return self.thp_enabled == "always"
+
+    def thp_eligible(self, v: VMA) -> bool:
+        """May faults in ``v`` use 2 MiB pages? (sysfs ``enabled`` + VM_(NO)HUGEPAGE, anonymous
+        private memory only; ``vma_thp_eligible``)"""
+        if v.vm_file is not None or v.name is not None or v.vm_flags & VM_NOHUGEPAGE:
+            return False
+        if self.thp_enabled == "always":
+            return True
+        return self.thp_enabled == "madvise" and bool(v.vm_flags & VM_HUGEPAGE)
+
+    def _thp_range(self, v: VMA) -> tuple[int, int] | None:
+        return (v.vm_start, v.vm_end) if self.thp_eligible(v) else None
 
     def _access(self, addr: int, length: int, every: int | None, write: bool) -> None:
         """``do_user_addr_fault`` for every VMA the access touches, in address order."""
@@ -1131,7 +1157,7 @@ class MM:
         if write and v.anon_vma is None:
             self._anon_vma_prepare(v)
         file_backed = v.vm_file is not None or v.name == "[vdso]"
-        self.pt.fault(addr, length, write, every, file_backed)
+        self.pt.fault(addr, length, write, every, file_backed, self._thp_range(v))
 
     def _anon_vma_prepare(self, v: VMA) -> None:
         """``anon_vma_prepare`` + ``find_mergeable_anon_vma``: reuse a compatible

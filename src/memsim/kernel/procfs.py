@@ -19,7 +19,8 @@ nowhere.
 
 smaps simplifications: no page is shared with another process here, so Pss = Rss,
 Shared_* = 0, anonymous pages are Private_Dirty (born dirty), file pages Private_Clean,
-Referenced = Rss; KSM, LazyFree, THP, hugetlb and Locked are 0.
+Referenced = Rss; KSM, LazyFree, AnonHugePages, hugetlb and Locked are 0; THPeligible
+follows the VMA's flags and the THP policy.
 """
 
 from __future__ import annotations
@@ -115,6 +116,7 @@ class MapEntry:
     rss_anon: int = 0      # pages
     rss_file: int = 0
     swap: int = 0
+    thp_eligible: bool = False
 
     @property
     def size(self) -> int:
@@ -142,7 +144,7 @@ class MapEntry:
                 ("Swap", self.swap * kb), ("SwapPss", self.swap * kb), ("Locked", 0)]
         out = [self.line()]
         out += [f"{(k + ':').ljust(16)}{v:8d} kB" for k, v in rows]
-        out.append(f"{'THPeligible:'.ljust(16)}{0:8d}")
+        out.append(f"{'THPeligible:'.ljust(16)}{int(self.thp_eligible):8d}")
         flags = flags_to_mnemonics(self.vm_flags)
         out.append(f"VmFlags: {flags} " if flags else "VmFlags: ")
         return "\n".join(out)
@@ -168,7 +170,7 @@ def _entry(mm: MM, v: VMA, with_counts: bool) -> MapEntry:
     if with_counts:
         anon, file, swap = mm.pt.counts(v.vm_start, v.vm_end)
     return MapEntry(v.vm_start, v.vm_end, v.perms(), offset, v.dev, v.inode, mm.vma_name(v),
-                    v.vm_flags, anon, file, swap)
+                    v.vm_flags, anon, file, swap, with_counts and mm.thp_eligible(v))
 
 
 def _gate() -> MapEntry:
