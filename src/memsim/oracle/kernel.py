@@ -597,8 +597,8 @@ def _sim_snapshot(proc: Any) -> dict[str, int]:
 
 
 def host_machine_options() -> dict[str, Any]:
-    """Machine() options that describe this host: RAM (None = MemTotal), swap, and the vm.*
-    sysctls the simulator models (only those the Machine accepts)."""
+    """Machine() options that describe this host: RAM (None = MemTotal), swap, the vm.*
+    sysctls and the THP mode the simulator models (only those the Machine accepts)."""
     import inspect
 
     import memsim
@@ -620,6 +620,14 @@ def host_machine_options() -> dict[str, Any]:
         v = sysctl(name)
         if v is not None:
             opts[key] = v
+    thp = Path("/sys/kernel/mm/transparent_hugepage")
+    try:
+        m = re.search(r"\[(\w+)\]", (thp / "enabled").read_text())
+        if m:
+            opts["thp"] = m.group(1)
+        opts["thp_use_zero_page"] = (thp / "use_zero_page").read_text().strip() == "1"
+    except OSError:
+        pass
     try:
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("SwapTotal:"):

@@ -11,7 +11,7 @@ binary sizes, and may be negative where C would accept a negative value cast to 
     [NAME =] sbrk INCREMENT                        glibc sbrk(): NAME = old break
     [NAME =] brk ADDR                              raw brk(2): NAME = the break after the call
     [NAME =] mmap LENGTH PROT [addr=ADDR] [fixed] [noreplace] [noreserve] [shared]
-                              [populate] [flags=N]
+                              [populate] [growsdown] [stack] [flags=N]
     munmap ADDR LENGTH
     mprotect ADDR LENGTH PROT
     [NAME =] mremap ADDR OLD_LEN NEW_LEN [maymove] [fixed=ADDR] [dontunmap] [new=ADDR]
@@ -43,8 +43,10 @@ MAP_SHARED = 0x01
 MAP_PRIVATE = 0x02
 MAP_FIXED = 0x10
 MAP_ANONYMOUS = 0x20
+MAP_GROWSDOWN = 0x0100
 MAP_NORESERVE = 0x4000
 MAP_POPULATE = 0x8000
+MAP_STACK = 0x20000
 MAP_FIXED_NOREPLACE = 0x100000
 MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2
@@ -249,6 +251,10 @@ def _parse_line(line: str, lineno: int, raw: str, known: set[str]) -> Op:
                 flags |= MAP_NORESERVE
             elif w == "populate":
                 flags |= MAP_POPULATE
+            elif w == "growsdown":
+                flags |= MAP_GROWSDOWN
+            elif w == "stack":
+                flags |= MAP_STACK
             elif w == "shared":
                 shared = True
             elif w == "private":

@@ -246,6 +246,49 @@ SCENARIOS: dict[str, str] = {
         read stack-3M-4096
         mark read just below
     """,
+    "stack_guard_gap": """
+        g = mmap 4096 r addr=stack-2M noreplace
+        mark blocker 2 MiB below the stack
+        write stack-1M
+        mark growing to 1 MiB above the blocker
+        write stack-1536k
+        mark deeper, into the guard gap
+        h = mmap 4096 r addr=stack-1M-8192 noreplace
+        mark a hint inside the gap
+    """,
+    "growsdown_and_map_stack": """
+        k = mmap 64k rw growsdown
+        mark growsdown mapped
+        write k-4096
+        mark write just below it
+        write k-2M
+        mark far below
+        read k+4096
+        mark read inside
+        st = mmap 1M rw stack
+        write st 1M
+        mark MAP_STACK
+    """,
+    # --- transparent huge pages (madvise mode: only MADV_HUGEPAGE regions) ------------------
+    "thp_madvise": """
+        h = mmap 4M rw
+        madvise h 4M hugepage
+        mark madvised
+        write h
+        mark one byte written
+        write h+2M 4096
+        mark second huge page
+        read h+3M
+        mark read
+        madvise h 2M dontneed
+        mark dontneed the first 2 MiB
+        munmap h+2M 4096
+        mark split by munmap
+        n = mmap 4M rw
+        madvise n 4M nohugepage
+        write n 4M every=4096
+        mark nohugepage
+    """,
     # --- rlimits --------------------------------------------------------------------------
     "rlimit_data": """
         setrlimit data +1M +1M
