@@ -709,3 +709,46 @@ def test_madv_hugepage_gives_2mib_pages_under_the_madvise_policy(mm: MM) -> None
     stack = ok(mm, mm.sys_mmap(0, 4 * MiB, RW, ANON | MAP_STACK))
     ok(mm, mm.sys_madvise(stack, 4 * MiB, abi.MADV_HUGEPAGE))
     assert mm.thp_eligible(mm.tree.vma_lookup(stack))        # madvise clears NOHUGEPAGE
+
+
+def test_failed_map_fixed_keeps_the_splits_of_the_replaced_range(mm: MM) -> None:
+    a = ok(mm, mm.sys_mmap(0x200000000, 16 * P, PROT_READ, ANON))
+    n = mm.map_count
+    mm.setrlimit("as", mm.total_vm * P)                   # no growth at all
+    assert mm.sys_mmap(a + 4 * P, 16 * P, PROT_READ, ANON | MAP_FIXED) == -ENOMEM
+    mm.check()
+    assert mm.map_count == n + 1                          # split at a+4P, kept
+
+
+def test_mremap_dontunmap_checks_new_addr_and_uses_it_as_a_hint(mm: MM) -> None:
+    a = ok(mm, mm.sys_mmap(0x200000000, 16 * P, RW, ANON))
+    flags = MREMAP_MAYMOVE | MREMAP_DONTUNMAP
+    assert mm.sys_mremap(a, P, P, flags, a) == -EINVAL               # overlap
+    assert mm.sys_mremap(a, P, P, flags, a + 1) == -EINVAL           # unaligned
+    assert mm.sys_mremap(a, P, P, flags, TASK_SIZE) == -EINVAL       # out of range
+    assert mm.sys_mremap(0, P, P, flags) == -EINVAL                  # before the lookup
+    assert ok(mm, mm.sys_mremap(a, P, P, flags, 0x300000000)) == 0x300000000
+
+
+def test_mremap_fixed_shrink_needs_only_the_kept_part_in_one_vma(mm: MM) -> None:
+    a = ok(mm, mm.sys_mmap(0x200000000, 16 * P, RW, ANON))
+    b = ok(mm, mm.sys_mmap(a - 16 * P, 16 * P, PROT_READ, ANON | MAP_FIXED))
+    size = mm.total_vm
+    r = mm.sys_mremap(b, 32 * P, P, MREMAP_MAYMOVE | MREMAP_FIXED, 0x300000000)
+    assert ok(mm, r) == 0x300000000
+    assert mm.total_vm == size - 31
+    assert mm.tree.find_vma_intersection(b, a + 16 * P) is None
+
+
+def test_mremap_fixed_moves_several_vmas_keeping_their_gaps(mm: MM) -> None:
+    t = ok(mm, mm.sys_mmap(0x300000000, 16 * P, PROT_READ, ANON))
+    s = ok(mm, mm.sys_mmap(0x200000000, 16 * P, RW, ANON))
+    mm.write(s, 16 * P)
+    ok(mm, mm.sys_munmap(s + 4 * P, 4 * P))                  # source: two VMAs, a hole
+    anon = mm.pt.anon_pages
+    assert ok(mm, mm.sys_mremap(s, 16 * P, 16 * P, MREMAP_MAYMOVE | MREMAP_FIXED, t)) == t
+    assert mm.tree.find_vma_intersection(s, s + 16 * P) is None
+    assert mm.pt.anon_pages == anon and mm.pt.counts(t, t + 16 * P)[0] == 12
+    hole = mm.tree.vma_lookup(t + 4 * P)                     # the target under the hole stays
+    assert hole is not None and hole.perms() == "r--p"
+    assert mm.sys_mremap(0x400000000, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, t) == -EFAULT

@@ -532,15 +532,24 @@ class MM:
         end = addr + length
         npages = length >> PAGE_SHIFT
         olds = self.tree.overlapping(addr, end)
+        if olds:
+            # vms_gather_munmap_vmas: split the partly covered VMAs first; the splits stay
+            # even if a check below refuses the mapping (vms_abort_munmap_vmas keeps them)
+            first = olds[0]
+            if first.vm_start < addr:
+                if end < first.vm_end and self.map_count >= self.machine.max_map_count:
+                    raise _Fail(ENOMEM)
+                self.tree.split(first, addr)
+            last = self.tree.find_vma(end - 1)
+            if last is not None and last.vm_start < end < last.vm_end:
+                self.tree.split(last, end)
+            self._last = None
+            olds = self.tree.overlapping(addr, end)
         nr_pages = nr_accounted = 0
         for v in olds:
-            n = (min(v.vm_end, end) - max(v.vm_start, addr)) >> PAGE_SHIFT
-            nr_pages += n
+            nr_pages += v.pages
             if v.vm_flags & VM_ACCOUNT:
-                nr_accounted += n
-        if olds and olds[0].vm_start < addr and end < olds[0].vm_end and \
-                self.map_count >= self.machine.max_map_count:
-            raise _Fail(ENOMEM)              # vms_gather_munmap_vmas
+                nr_accounted += v.pages
         if not self.may_expand_vm(vm_flags, npages - nr_pages):
             raise _Fail(ENOMEM)
         accountable = (vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE
@@ -835,6 +844,8 @@ class MM:
 
     def _do_mremap(self, addr: int, old_len: int, new_len: int, flags: int,
                    new_addr: int) -> int:
+        """``do_mremap`` (mm/mremap.c, 6.18): check_mremap_params, then a multi-VMA move
+        (``remap_move``), or check_prep_vma + ``mremap_to`` / ``mremap_at``."""
         # check_mremap_params
         if flags & ~MREMAP_VALID:
             raise _Fail(EINVAL)
@@ -842,69 +853,126 @@ class MM:
             raise _Fail(EINVAL)
         old_len = _page_align64(old_len)
         new_len = _page_align64(new_len)
-        if new_len == 0:
+        if new_len == 0 or new_len > TASK_SIZE:
             raise _Fail(EINVAL)
         implies_new = bool(flags & (MREMAP_FIXED | MREMAP_DONTUNMAP))
         if implies_new:
-            if flags & MREMAP_FIXED:
-                if new_addr & (PAGE_SIZE - 1):
-                    raise _Fail(EINVAL)
+            # these apply to MREMAP_DONTUNMAP without MREMAP_FIXED too (new_addr is a hint)
+            if new_addr > TASK_SIZE - new_len or new_addr & (PAGE_SIZE - 1):
+                raise _Fail(EINVAL)
             if not flags & MREMAP_MAYMOVE:
                 raise _Fail(EINVAL)
             if flags & MREMAP_DONTUNMAP and old_len != new_len:
                 raise _Fail(EINVAL)
-            if flags & MREMAP_FIXED:
-                if new_len > TASK_SIZE or new_addr > TASK_SIZE - new_len:
-                    raise _Fail(EINVAL)
-                if addr < new_addr + new_len and new_addr < addr + old_len:
-                    raise _Fail(EINVAL)
+            if addr < new_addr + new_len and new_addr < addr + old_len:
+                raise _Fail(EINVAL)
             if self.map_count + 2 >= self.machine.max_map_count - 3:
                 raise _Fail(ENOMEM)
+        if flags & MREMAP_FIXED and not flags & MREMAP_DONTUNMAP and old_len == new_len:
+            return self._remap_move(addr, old_len, new_addr)
         vma = self.tree.vma_lookup(addr)
         if vma is None:
             raise _Fail(EFAULT)
+        self._check_prep_vma(vma, addr, old_len, new_len, implies_new)
+        if implies_new:
+            return self._mremap_to(vma, addr, old_len, new_len, flags, new_addr)
+        # mremap_at
+        if new_len == old_len:
+            return addr
+        if new_len < old_len:                           # shrink_vma
+            self._unmap_range(addr + new_len, addr + old_len)
+            return addr
+        delta = new_len - old_len
+        # expand: in place if the VMA ends here and the space above is free
+        if old_len == vma.vm_end - addr and self._vma_expandable(vma, delta):
+            self._expand_in_place(vma, delta)
+            return addr
+        if not flags & MREMAP_MAYMOVE:
+            raise _Fail(ENOMEM)
+        dest = self.get_unmapped_area(0, new_len, 0, 0, vma.vm_flags)
+        return self._move_vma(vma, addr, old_len, new_len, dest, dontunmap=False)
+
+    def _check_prep_vma(self, vma: VMA, addr: int, old_len: int, new_len: int,
+                        implies_new: bool) -> None:
+        """``check_prep_vma``: what a resize or move of ``[addr, addr+old_len)`` needs."""
         if old_len == 0 and not vma.vm_flags & (VM_SHARED | VM_MAYSHARE):
             raise _Fail(EINVAL)
-        if vma.is_special() and (implies_new or new_len > old_len):
+        if not (implies_new or new_len > old_len):
+            return                                      # a shrink or a no-op
+        # a shrinking move unmaps the tail first: only what is left must lie in the VMA
+        if min(old_len, new_len) > vma.vm_end - addr:
+            raise _Fail(EFAULT)
+        if new_len == old_len and not vma.is_special():
+            return
+        if vma.is_special():
             # VM_DONTEXPAND | VM_PFNMAP: -EFAULT (the vDSO's own move hook is not modelled)
             raise _Fail(EFAULT)
-        delta = new_len - old_len
-        will_map_new = implies_new or new_len > old_len
-        if will_map_new:
-            if old_len > vma.vm_end - addr:
-                raise _Fail(EFAULT)
-            if delta > 0 and not self.may_expand_vm(vma.vm_flags, delta >> PAGE_SHIFT):
-                raise _Fail(ENOMEM)
-        if not implies_new:
-            if new_len == old_len:
-                return addr
-            if new_len < old_len:                       # shrink_vma
-                self._unmap_range(addr + new_len, addr + old_len)
-                return addr
-            # expand: in place if the VMA ends here and the space above is free
-            if old_len == vma.vm_end - addr and self._vma_expandable(vma, delta):
-                self._expand_in_place(vma, delta)
-                return addr
-            if not flags & MREMAP_MAYMOVE:
-                raise _Fail(ENOMEM)
-            pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> PAGE_SHIFT)
-            dest = self.get_unmapped_area(0, new_len, pgoff, 0, vma.vm_flags)
-            return self._move_vma(vma, addr, old_len, new_len, dest, dontunmap=False)
-        # MREMAP_FIXED / MREMAP_DONTUNMAP: mremap_to
+        if new_len > old_len and not self.may_expand_vm(vma.vm_flags,
+                                                        (new_len - old_len) >> PAGE_SHIFT):
+            raise _Fail(ENOMEM)
+
+    def _mremap_to(self, vma: VMA, addr: int, old_len: int, new_len: int, flags: int,
+                   new_addr: int) -> int:
+        """``mremap_to``: MREMAP_FIXED (unmap the target first) or MREMAP_DONTUNMAP (new_addr
+        is only a hint), shrink first, then ``move_vma``."""
         if flags & MREMAP_FIXED:
             self._unmap_range(new_addr, new_addr + new_len)
-            if old_len > new_len:
-                self._unmap_range(addr + new_len, addr + old_len)
-                old_len = new_len
-            vma = self.tree.vma_lookup(addr)
-            if vma is None:
+            v = self.tree.vma_lookup(addr)
+            if v is None:
                 raise _Fail(EFAULT)
+            vma = v
+        if new_len < old_len:
+            self._unmap_range(addr + new_len, addr + old_len)
+            old_len = new_len
+            v = self.tree.vma_lookup(addr)
+            if v is None:
+                raise _Fail(EFAULT)
+            vma = v
+        if flags & MREMAP_DONTUNMAP and not self.may_expand_vm(vma.vm_flags,
+                                                               old_len >> PAGE_SHIFT):
+            raise _Fail(ENOMEM)
+        if flags & MREMAP_FIXED:
             dest = new_addr
         else:
-            pgoff = vma.vm_pgoff + ((addr - vma.vm_start) >> PAGE_SHIFT)
-            dest = self.get_unmapped_area(0, new_len, pgoff, 0, vma.vm_flags)
+            dest = self.get_unmapped_area(new_addr, new_len, 0, 0, vma.vm_flags)
         return self._move_vma(vma, addr, old_len, new_len, dest,
                               dontunmap=bool(flags & MREMAP_DONTUNMAP))
+
+    def _remap_move(self, start: int, length: int, new_addr: int) -> int:
+        """``remap_move`` (6.17+): an MREMAP_FIXED move of equal size may span several VMAs
+        and holes; each VMA moves to the same offset in the target, the gaps between source
+        VMAs are kept, and only target pieces that receive a VMA are unmapped first."""
+        end = start + length
+        res = -1
+        seen = False
+        target = new_addr
+        last_end = 0
+        cur = start
+        while cur < end:
+            vma = self.tree.find_vma(cur)
+            if vma is None or vma.vm_start >= end:
+                break
+            if not seen and start < vma.vm_start:
+                raise _Fail(EFAULT)                    # no gap permitted at the start
+            piece = max(vma.vm_start, cur)
+            plen = min(end, vma.vm_end) - piece
+            offset = vma.vm_start - last_end if seen else 0
+            last_end = vma.vm_end
+            if vma.is_special():                        # not vma_multi_allowed
+                if seen or vma.vm_end < end:
+                    raise _Fail(EFAULT)
+            self._check_prep_vma(vma, piece, plen, plen, True)
+            dest = target + offset
+            moved = self._mremap_to(vma, piece, plen, plen, MREMAP_FIXED | MREMAP_MAYMOVE,
+                                    dest)
+            if not seen:
+                res = moved
+            seen = True
+            target = moved + plen
+            cur = piece + plen
+        if not seen:
+            raise _Fail(EFAULT)
+        return res
 
     def _vma_expandable(self, vma: VMA, delta: int) -> bool:
         """``vma_expandable``: nothing mapped in the way and still inside TASK_SIZE (no
