@@ -341,6 +341,7 @@ class Replayer:
         self.counts: dict[str, int] = dict.fromkeys(OP_NAMES, 0)
         self.failed = 0
         self.skipped = 0
+        self.skipped_ops: dict[str, int] = dict.fromkeys(OP_NAMES, 0)
         self.bad_lines: list[str] = []
         self.seconds = 0.0
         self.tids: set[int] = set()
@@ -351,6 +352,8 @@ class Replayer:
         if not self.skip_bad:
             raise TraceError(message, self.name, lineno, format_call_line(op, a, b, ret))
         self.skipped += 1
+        if op in self.skipped_ops:                 # it was counted: uncount it
+            self.skipped_ops[op] += 1
         if len(self.bad_lines) < 5:
             self.bad_lines.append(f"line {lineno}: {message}")
 
@@ -624,7 +627,8 @@ class Replayer:
         """The summary of everything fed so far."""
         mm = self.mm
         sys = self.sys
-        calls = sum(self.counts.values())
+        ops = {OP_NAMES[k]: v - self.skipped_ops[k] for k, v in self.counts.items()}
+        calls = sum(ops.values())
         skip = None
         if self.skipped:
             skip = (f"{self.name}: skipped {self.skipped} bad call"
@@ -636,7 +640,7 @@ class Replayer:
                          f"replays every call in the main arena (one thread)")
         return ReplayResult(
             trace=trace or self.name, allocator=self.allocator_name, calls=calls,
-            ops={OP_NAMES[k]: v for k, v in self.counts.items()}, threads=threads,
+            ops=ops, threads=threads,
             brk0=self.brk0, start_brk=self.start_brk, touch=self.touch,
             live_objects=len(self.live), peak_live_objects=self.peak_live_objects,
             live_bytes=self.live_bytes, peak_live_bytes=self.peak_live_bytes,
@@ -780,8 +784,9 @@ def check(trace: Source, allocator: str = "glibc", *, options: Mapping[str, Any]
     reader = _open(trace, skip_bad)
     with reader:
         if reader.brk0 is None:
-            raise TraceError("the trace has no brk0 (an mtrace log?), so its addresses cannot "
-                             "be compared; use 'memsim replay'", reader.name)
+            raise TraceError("the trace has no brk0 (the break before the first malloc), so its "
+                             "addresses cannot be compared; 'memsim replay' can replay it",
+                             reader.name)
         rep = Replayer(allocator, brk0=reader.brk0, options=options, touch=touch,
                        name=reader.name, skip_bad=skip_bad)
         if rep.start_brk != reader.brk0 & ~(PAGE_SIZE - 1):
