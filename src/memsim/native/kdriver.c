@@ -37,7 +37,8 @@
  *   7 ABASE AOFF LEN EVERY                          read
  *   8 DST INC                                       sbrk (glibc semantics over brk(2))
  *   9 RES CURMODE CUR MAXMODE MAX                   setrlimit (mode 0 bytes, 1 relative to
- *                                                   VmData (data) / VmSize (as, stack), 2 inf)
+ *                                                   VmData (data) / VmStk (stack) / VmSize (as),
+ *                                                   2 inf)
  *  10                                               snapshot
  *  11 DST ABASE AOFF                                raw brk(2)
  * Output lines:
@@ -338,7 +339,8 @@ int main(void) {
         case 9: {
             long res = num(), cm = num(), cur = num(), mm = num(), max = num();
             slurp("/proc/self/status");
-            long base = (res == 2 /* RLIMIT_DATA */ ? field("VmData") : field("VmSize")) * 1024;
+            long base = (res == 2 /* RLIMIT_DATA */ ? field("VmData")
+                         : res == 3 /* RLIMIT_STACK */ ? field("VmStk") : field("VmSize")) * 1024;
             unsigned long rl[2];
             rl[0] = cm == 2 ? ~0UL : cm == 1 ? (unsigned long)(base + cur) : (unsigned long)cur;
             rl[1] = mm == 2 ? ~0UL : mm == 1 ? (unsigned long)(base + max) : (unsigned long)max;

@@ -554,7 +554,8 @@ class SimRunner:
                 ret = sys_.sys_madvise(a, op.length & U64, op.advice)
             elif k == "setrlimit":
                 status = proc.status()
-                base = 1024 * (status["VmData"] if op.resource == "data" else status["VmSize"])
+                field = {"data": "VmData", "stack": "VmStk"}.get(op.resource, "VmSize")
+                base = 1024 * status[field]
 
                 def lim(x: Limit) -> int | str:
                     if x.mode == "inf":

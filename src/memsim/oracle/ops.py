@@ -18,10 +18,11 @@ binary sizes, and may be negative where C would accept a negative value cast to 
     madvise ADDR LENGTH ADVICE                     dontneed | free | hugepage | nohugepage | N
     write ADDR [LENGTH] [every=STEP]               user code stores to the bytes
     read ADDR [LENGTH] [every=STEP]                user code loads from the bytes
-    setrlimit data|as|stack SOFT HARD              inf | SIZE | +SIZE (VmData/VmSize + SIZE)
+    setrlimit data|as|stack SOFT HARD              inf | SIZE | +SIZE (VmData/VmSize/VmStk + SIZE)
 
 ``ADDR`` is ``NAME`` or an absolute ``SIZE``, optionally followed by terms ``+SIZE``/``-SIZE``
-(``brk0+1M-4096``); a ``SIZE`` may be such a sum too (``2M+4096``). The names ``brk0``
+(``brk0+1M-4096``); a ``SIZE`` may be such a sum too (``2M+4096``), and ``ram`` stands for
+this machine's MemTotal (``mmap ram+4096 rw``: the overcommit heuristic's boundary). The names ``brk0``
 (the break when the program starts) and ``anchor`` (a 1 GiB aligned address directly above the
 free part of the mmap area, see :mod:`memsim.oracle.kernel`) and ``stack`` (the start of the
 ``[stack]`` VMA when the program starts) always exist; every other name is
@@ -81,7 +82,7 @@ class Addr:
 
 @dataclass(frozen=True)
 class Limit:
-    """A setrlimit value: ``mode`` is ``"abs"``, ``"rel"`` (current VmData/VmSize + value) or
+    """A setrlimit value: ``mode`` is ``"abs"``, ``"rel"`` (current VmData/VmStk/VmSize + value) or
     ``"inf"``."""
 
     mode: str
@@ -110,8 +111,23 @@ class Op:
     label: str = ""
 
 
+def host_ram() -> int:
+    """MemTotal of this machine in bytes (what ``Machine(ram=None)`` simulates)."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemTotal:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    raise TraceError("'ram' needs /proc/meminfo (MemTotal)", "<ops>")
+
+
 def parse_size_token(tok: str, lineno: int = 0, line: str | None = None) -> int:
-    """``"4096"``, ``"-1"``, ``"0x1000"``, ``"2M"``, ``"1T"`` -> int (binary units)."""
+    """``"4096"``, ``"-1"``, ``"0x1000"``, ``"2M"``, ``"1T"``, ``"ram"`` -> int (binary units;
+    ``ram`` is this machine's MemTotal)."""
+    if tok.lstrip("+-").lower() == "ram":
+        return -host_ram() if tok.startswith("-") else host_ram()
     m = _SIZE_RE.match(tok)
     if not m:
         raise TraceError(f"not a size: {tok!r}", "<ops>", lineno, line)

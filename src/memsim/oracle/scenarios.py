@@ -326,6 +326,38 @@ SCENARIOS: dict[str, str] = {
         r = mremap m1 2M 4M maymove
         mark mremap grow refused
     """,
+    "rlimit_stack": """
+        setrlimit stack +64k inf
+        write stack-32k
+        mark within the limit
+        write stack-128k
+        mark beyond the limit
+        read stack-60k
+        mark up to the limit
+        setrlimit stack inf inf
+        write stack-128k
+        mark limit lifted
+    """,
+    "overcommit_heuristic": """
+        a = mmap ram rw
+        mark RAM
+        b = mmap ram+4096 rw
+        mark RAM + 1 page
+        c = mmap ram+4096 rw noreserve
+        mark RAM + 1 page, noreserve
+        d = mmap ram-1G rw
+        mark another one (the heuristic is per request)
+        e = mmap ram+4096 r
+        mark read-only: not accounted
+        f = mmap ram+4096 none
+        mprotect f ram+4096 rw
+        mark PROT_NONE, then mprotect rw
+        g = mmap 64k rw
+        h = mremap g 64k ram+64k maymove
+        mark mremap grows by RAM
+        b1 = sbrk ram+4096
+        mark sbrk beyond RAM
+    """,
     # --- overcommit, huge sizes -----------------------------------------------------------
     "tib_noreserve": """
         t = mmap 1T rw
