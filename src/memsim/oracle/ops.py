@@ -23,11 +23,11 @@ binary sizes, and may be negative where C would accept a negative value cast to 
 ``ADDR`` is ``NAME`` or an absolute ``SIZE``, optionally followed by terms ``+SIZE``/``-SIZE``
 (``brk0+1M-4096``); a ``SIZE`` may be such a sum too (``2M+4096``), and ``ram`` stands for
 this machine's MemTotal (``mmap ram+4096 rw``: the overcommit heuristic's boundary).
-The names ``brk0`` (the break when the program starts) and ``anchor`` (a 1 GiB aligned address directly above the
-free part of the mmap area, see :mod:`memsim.oracle.kernel`) and ``stack`` (the start of the
-``[stack]`` VMA when the program starts) always exist; every other name is
-a register set by an earlier ``NAME = ...`` op. ``PROT`` is ``none`` or letters of ``rwx``, or
-a number (so that unknown bits can be tried). ``every=STEP`` touches ADDR, ADDR+STEP, ... below
+The names ``brk0`` (the break when the program starts), ``anchor`` (a 1 GiB aligned address
+directly above the free part of the mmap area, see :mod:`memsim.oracle.kernel`) and ``stack``
+(the start of the ``[stack]`` VMA when the program starts) always exist; every other name is a
+register set by an earlier ``NAME = ...`` op. ``PROT`` is ``none`` or letters of ``rwx``, or a
+number (so that unknown bits can be tried). ``every=STEP`` touches ADDR, ADDR+STEP, ... below
 ADDR+LENGTH, as a loop with that stride would.
 """
 
