@@ -454,3 +454,21 @@ def test_run_rich_draws_the_ops_status_and_maps(capsys: pytest.CaptureFixture[st
     assert status == 0
     assert "┃ line" in out and "mark w" in out
     assert "RssAnon:" in out and "[stack]" in out
+
+
+def test_run_marks_show_swap_when_the_machine_has_some(capsys: pytest.CaptureFixture[str]) -> None:
+    prog = "m = mmap 96M rw; write m 96M every=4k; mark"
+    status, out, _ = run_main(capsys, "run", "--json", "--ram", "64M", "--swap", "64M", "-e", prog)
+    assert status == 0
+    mark = json.loads(out)["steps"][-1]
+    assert mark["delta_kB"]["VmSwap"] > 0
+    assert mark["delta_kB"]["VmSwap"] + mark["delta_kB"]["RssAnon"] >= 96 * 1024
+    status, out, _ = run_main(capsys, "run", "--json", "--ram", "1G", "-e", prog)
+    assert "VmSwap" not in json.loads(out)["steps"][-1]["status_kB"]
+
+
+def test_run_oom_kill_exits_137(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "run", "--plain", "--ram", "64M", "--overcommit", "1",
+                              "-e", "m = mmap 1G rw; write m 1G every=4k")
+    assert status == 128 + 9
+    assert "killed by SIGKILL" in out

@@ -64,7 +64,7 @@ examples:
   echo 'h = sbrk 5000; write h 5000' | memsim run -
 """
 
-#: Status fields printed at each mark (kB).
+#: Status fields printed at each mark (kB); VmSwap too when the machine has swap.
 MARK_FIELDS: tuple[str, ...] = ("VmSize", "VmData", "VmRSS", "RssAnon", "VmPTE")
 #: Memory lines of the final /proc/PID/status.
 STATUS_PREFIXES: tuple[str, ...] = ("Vm", "Rss", "Huge")
@@ -187,7 +187,8 @@ def _syscalls(proc: Process) -> Any:
 
 def _marks(proc: Process) -> dict[str, int]:
     status = proc.status()
-    return {f: int(status[f]) for f in MARK_FIELDS}
+    fields = MARK_FIELDS + (("VmSwap",) if proc.machine.swap_pages else ())
+    return {f: int(status[f]) for f in fields}
 
 
 def execute(proc: Process, ops: list[Op]) -> Result:
