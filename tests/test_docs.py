@@ -147,6 +147,25 @@ def test_readme_first_screen_gives_the_two_setup_commands() -> None:
     screen = _first_screen()
     assert INSTALL_COMMAND in screen
     assert TEST_COMMAND in screen
+    commands = [b.code.strip() for b in blocks(ROOT / "README.md")
+                if b.lineno <= 40 and b.lang in ("sh", "bash", "console", "shell")]
+    assert commands == [INSTALL_COMMAND, TEST_COMMAND]
+
+
+_LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_relative_links_point_to_files_that_exist(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    broken = []
+    for target in _LINK.findall(text):
+        if re.match(r"^[a-z]+:", target) or target.startswith("#"):
+            continue                                # a URL or an anchor in the same page
+        file = (path.parent / target.split("#", 1)[0]).resolve()
+        if not file.exists():
+            broken.append(target)
+    assert broken == [], f"{path.relative_to(ROOT)} links to missing files"
 
 
 def test_ci_runs_the_readme_test_command() -> None:
