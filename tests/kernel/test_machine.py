@@ -55,7 +55,7 @@ def test_sizes_accept_strings() -> None:
 
 @pytest.mark.parametrize("kw", [dict(ram="lots"), dict(ram=3 * 4096), dict(overcommit=3),
                                 dict(replacement="random"), dict(swap=-1),
-                                dict(overcommit_ratio=-5)])
+                                dict(overcommit_ratio=-5), dict(thp="sometimes")])
 def test_bad_configuration_is_a_config_error(kw: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         Machine(**kw)  # type: ignore[arg-type]

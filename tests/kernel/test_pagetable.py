@@ -243,14 +243,30 @@ class Model:
         self.pte: set[int] = set()           # PTE tables by 2 MiB span index
         self.pmd: set[int] = set()           # PMD tables by 1 GiB span index
         self.pud: set[int] = set()           # PUD tables by 512 GiB span index
+        self.huge: dict[int, str] = {}       # PMD-mapped blocks (2 MiB index) -> 'anon'|'zero'
         self.pgfault = 0
 
     def counts(self) -> tuple[int, int]:
         v = list(self.pages.values())
         return v.count("anon"), v.count("file")
 
-    def fault(self, a: int, n: int, write: bool, file: bool) -> None:
-        for p in range(a, a + n * PAGE_SIZE, PAGE_SIZE):
+    def fault(self, a: int, n: int, write: bool, file: bool,
+              thp: tuple[int, int] | None = None) -> None:
+        end = a + n * PAGE_SIZE
+        if thp is not None and not file:       # do_huge_pmd_anonymous_page per empty PMD
+            for b in range(a // PMD_SIZE, (end - 1) // PMD_SIZE + 1):
+                bs = b * PMD_SIZE
+                if thp[0] <= bs and bs + PMD_SIZE <= thp[1] and b not in self.pte:
+                    self.pud.add(bs // PGDIR_SIZE)
+                    self.pmd.add(bs // PUD_SIZE)
+                    self.pte.add(b)
+                    self.huge[b] = "anon" if write else "zero"
+                    for p in range(bs, bs + PMD_SIZE, PAGE_SIZE):
+                        self.pages[p] = self.huge[b]
+                    self.pgfault += 1
+        for p in range(a, end, PAGE_SIZE):
+            if write and self.huge.get(p // PMD_SIZE) == "zero":
+                del self.huge[p // PMD_SIZE]      # split of the huge zero page
             self.pud.add(p // PGDIR_SIZE)
             self.pmd.add(p // PUD_SIZE)
             self.pte.add(p // PMD_SIZE)
@@ -263,6 +279,13 @@ class Model:
                 self.pgfault += 1
 
     def zap(self, s: int, e: int, reclaim: bool) -> None:
+        for b in list(self.huge):
+            bs = b * PMD_SIZE
+            if bs + PMD_SIZE <= s or bs >= e:
+                continue
+            del self.huge[b]
+            if s <= bs and bs + PMD_SIZE <= e:   # zap_huge_pmd frees the deposited table
+                self.pte.discard(b)
         for p in [p for p in self.pages if s <= p < e]:
             del self.pages[p]
         if reclaim:
@@ -337,6 +360,11 @@ class Model:
                 del self.pages[p]
             for p, k in moved.items():
                 self.pages[p - old + new] = k
+            blocks = {b: k for b, k in self.huge.items() if lo <= b * PMD_SIZE < hi}
+            for b in blocks:
+                del self.huge[b]
+            for b, k in blocks.items():
+                self.huge[b + (new - old) // PMD_SIZE] = k
 
         while old < old_end:
             ext = extent(PUD_SIZE)
@@ -355,7 +383,10 @@ class Model:
                     ext = extent(PMD_SIZE)
                     if old // PMD_SIZE in self.pte:
                         self.pmd.add(new // PUD_SIZE)
-                        if ext == PMD_SIZE and new // PMD_SIZE not in self.pte:
+                        whole = ext == PMD_SIZE and new // PMD_SIZE not in self.pte
+                        if old // PMD_SIZE in self.huge and not whole:
+                            del self.huge[old // PMD_SIZE]          # split_huge_pmd
+                        if whole:
                             self.pte.discard(old // PMD_SIZE)
                         self.pte.add(new // PMD_SIZE)
                         shift_pages(old, old + ext)
@@ -369,6 +400,11 @@ ANCHORS = [BASE - PMD_SIZE, BASE, BASE + PMD_SIZE - 8 * PAGE_SIZE, BASE + PUD_SI
 addr_st = st.builds(lambda a, k: a + k * PAGE_SIZE, st.sampled_from(ANCHORS), st.integers(0, 40))
 op_st = st.one_of(
     st.tuples(st.just("fault"), addr_st, st.integers(1, 24), st.booleans(), st.booleans()),
+    st.tuples(st.just("thp"), addr_st, st.integers(1, 24), st.booleans(),
+              st.sampled_from([(BASE - PMD_SIZE, BASE + 2 * PMD_SIZE),
+                               (BASE + PAGE_SIZE, BASE + 3 * PMD_SIZE),
+                               (BASE + PUD_SIZE - PMD_SIZE, BASE + PUD_SIZE + PMD_SIZE),
+                               (BASE + 2 * PUD_SIZE, BASE + 2 * PUD_SIZE + PMD_SIZE)])),
     st.tuples(st.just("zap"), addr_st, addr_st, st.booleans(), st.just(False)),
     st.tuples(st.just("unmap"), addr_st, addr_st, st.integers(0, 3), st.integers(0, 3)),
     st.tuples(st.just("move"), addr_st,
@@ -402,6 +438,10 @@ def test_pagetable_matches_naive_model(ops: list[tuple]) -> None:  # type: ignor
             _, a, n, write, file = op
             pt.fault(a, n * PAGE_SIZE, write, file_backed=file)
             model.fault(a, n, write, file)
+        elif op[0] == "thp":
+            _, a, n, write, vma = op
+            pt.fault(a, n * PAGE_SIZE, write, thp=vma)
+            model.fault(a, n, write, False, vma)
         elif op[0] == "zap":
             _, a, b, reclaim, _ = op
             s, e = min(a, b), max(a, b)
@@ -424,7 +464,7 @@ def test_pagetable_matches_naive_model(ops: list[tuple]) -> None:  # type: ignor
                     or (new < e and s < new + n * PAGE_SIZE)):
                 continue     # mremap's destination is always unmapped and never overlaps
             frames = {p - s + new: pt.translate(p).pfn  # type: ignore[union-attr]
-                      for p in model.pages if s <= p < e}
+                      for p, k in model.pages.items() if s <= p < e and k != "zero"}
             pt.move(s, e, new)
             model.move(s, e, new)
             for p, pfn in frames.items():
@@ -439,6 +479,9 @@ def test_pagetable_matches_naive_model(ops: list[tuple]) -> None:  # type: ignor
             assert (pte.state, pte.file) == ({"zero": "zero", "anon": "frame",
                                               "file": "frame"}[kind], kind == "file")
         assert pt.ptes.total == len(model.pages) * PAGE_SIZE
+        assert pt.huge_anon_pages == 512 * list(model.huge.values()).count("anon")
+        for p in model.pages:
+            assert pt.translate(p).huge == (p // PMD_SIZE in model.huge)  # type: ignore
         # the table sets themselves, not just their sizes
         assert {s // PMD_SIZE + k for s, e, _ in pt.pte_tables
                 for k in range((e - s) // PMD_SIZE)} == model.pte
@@ -461,4 +504,85 @@ def test_move_into_an_existing_empty_pte_table_moves_ptes_not_the_table() -> Non
     assert pt.counts(dst, dst + PMD_SIZE) == (512, 0, 0)
     pt.free_pgtables(src, src + PMD_SIZE, 0, dst)
     assert tables(pt) == (1, 1, 1)                # and the PMD table of the old GiB too
+    m.check()
+
+
+# --- transparent huge pages ------------------------------------------------------------------
+
+def test_thp_write_maps_one_aligned_2mib_page_with_one_fault() -> None:
+    m, pt = new_pt()
+    vma = (BASE, BASE + 4 * MiB)
+    pt.fault(BASE + MiB + 5, 1, write=True, thp=vma)
+    assert (pt.anon_pages, pt.huge_anon_pages, pt.pgfault) == (512, 512, 1)
+    assert m.meminfo()["AnonHugePages"] == 2048 and m.thp_fault_alloc == 1
+    assert tables(pt) == (1, 1, 1)                  # the deposited PTE table counts in VmPTE
+    pte = pt.translate(BASE + MiB)
+    assert pte is not None and pte.huge and [lvl for lvl, _, _ in pte.walk] == [
+        "PGD", "PUD", "PMD"]
+    assert pte.pfn is not None and (pte.pfn - (MiB // PAGE_SIZE)) % 512 == 0
+    assert pt.anon_huge_pages_in(BASE, BASE + 4 * MiB) == 512
+    m.check()
+
+
+def test_thp_needs_the_whole_block_in_the_vma_and_an_empty_pmd() -> None:
+    m, pt = new_pt()
+    pt.fault(BASE + PAGE_SIZE, 1, write=True, thp=(BASE + PAGE_SIZE, BASE + 4 * MiB))
+    assert pt.huge_anon_pages == 0 and pt.anon_pages == 1     # block starts below the VMA
+    pt.fault(BASE + PMD_SIZE, 1, write=False)                  # a 4 KiB zero-page PTE first
+    pt.fault(BASE + PMD_SIZE + PAGE_SIZE, 1, write=True, thp=(BASE, BASE + 4 * MiB))
+    assert pt.huge_anon_pages == 0 and pt.anon_pages == 2     # PMD not empty: 4 KiB
+
+
+def test_thp_read_maps_the_huge_zero_page_and_a_write_splits_it() -> None:
+    m, pt = new_pt()
+    vma = (BASE, BASE + 2 * MiB)
+    pt.fault(BASE, 2 * MiB, write=False, thp=vma)
+    assert (pt.anon_pages, pt.pgfault) == (0, 1)
+    assert pt.translate(BASE + 8192).huge  # type: ignore[union-attr]
+    pt.fault(BASE + 8192, 1, write=True, thp=vma)
+    assert (pt.anon_pages, pt.huge_anon_pages) == (1, 0)
+    assert pt.translate(BASE).pfn == m.zero_pfn  # type: ignore[union-attr]
+    m.check()
+
+
+def test_thp_zap_of_part_splits_and_zap_of_all_frees_the_deposit() -> None:
+    m, pt = new_pt()
+    vma = (BASE, BASE + 4 * MiB)
+    pt.fault(BASE, 4 * MiB, write=True, thp=vma)
+    assert pt.huge_anon_pages == 1024 and tables(pt) == (1, 1, 2)
+    pt.zap(BASE, BASE + PAGE_SIZE)                  # part of the first block: split
+    assert (pt.anon_pages, pt.huge_anon_pages) == (1023, 512)
+    pt.zap(BASE + PMD_SIZE, BASE + 4 * MiB)         # the whole second block
+    assert pt.huge_anon_pages == 0 and tables(pt) == (1, 1, 1)
+    m.check()
+
+
+def test_thp_falls_back_without_an_aligned_free_run() -> None:
+    m, pt = new_pt(ram=4 * MiB)                     # 1024 frames
+    pt.fault(BASE + GiB, 600 * PAGE_SIZE, write=True)   # no 512-aligned free run is left
+    pt.fault(BASE, 1, write=True, thp=(BASE, BASE + 2 * MiB))
+    assert pt.huge_anon_pages == 0 and pt.anon_pages == 601 and m.thp_fault_fallback == 1
+    m.check()
+
+
+def test_thp_moves_whole_when_aligned_and_splits_otherwise() -> None:
+    m, pt = new_pt()
+    pt.fault(BASE, 4 * MiB, write=True, thp=(BASE, BASE + 4 * MiB))
+    pt.move(BASE, BASE + 2 * MiB, BASE + GiB)                  # aligned: stays huge
+    pt.move(BASE + 2 * MiB, BASE + 4 * MiB, BASE + GiB + 2 * MiB + PAGE_SIZE)  # not aligned
+    assert pt.translate(BASE + GiB).huge  # type: ignore[union-attr]
+    assert not pt.translate(BASE + GiB + 2 * MiB + PAGE_SIZE).huge  # type: ignore[union-attr]
+    assert pt.huge_anon_pages == 512 and pt.anon_pages == 1024
+    pt.split_huge_pmd(BASE + GiB + 4096)
+    assert pt.huge_anon_pages == 0
+    m.check()
+
+
+def test_reclaim_splits_a_huge_page_before_swapping_it() -> None:
+    m = Machine(ram=8 * MiB, swap=8 * MiB, min_free_kbytes=0)
+    t = FakeTask(m, 1)
+    t.pt.fault(BASE, 2 * MiB, write=True, thp=(BASE, BASE + 2 * MiB))
+    assert t.pt.huge_anon_pages == 512
+    t.pt.fault(BASE + GiB, 6 * MiB, write=True)     # more than is left: swap some out
+    assert t.pt.swap_ents > 0 and t.pt.huge_anon_pages == 0
     m.check()

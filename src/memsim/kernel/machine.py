@@ -61,6 +61,13 @@ Exact LRU costs state proportional to the pages touched, and only when swap is c
 Measured: 64 MiB heap, 16-byte writes at random addresses: about 2 M accesses/s with FIFO or
 clock, about 125 k/s with LRU (16 k extents).
 
+Transparent huge pages: ``thp`` is the sysfs ``enabled`` knob (``always``/``madvise``/
+``never``, read by mm to decide which VMAs may use them) and ``thp_use_zero_page`` the
+``use_zero_page`` knob. A THP fault takes one 512-aligned free run (an order-9 buddy block)
+only while free frames stay above the low watermark; otherwise it falls back to 4 KiB pages
+(we model neither compaction nor khugepaged). The huge zero page is allocated on first use
+and kept (512 frames owned, like the zero page, by the machine).
+
 Swap-in (``do_swap_page``) is a major fault; the slot is freed at once (as when the page is
 exclusive and written; we keep no swap cache).
 
@@ -72,7 +79,7 @@ OOM (mm/oom_kill.c): :meth:`Machine.oom_badness` (rss + swap entries + page-tabl
 ``oom_score_adj * (totalpages / 1000)``), ``select_bad_process`` (max points, ties to the later
 task), :meth:`Machine.oom_score` (``/proc/PID/oom_score``, fs/proc/base.c ``proc_oom_score``).
 
-Invariants (:meth:`Machine.check`): the free frames, the zero page, every registered process's
+Invariants (:meth:`Machine.check`): the free frames, the zero page(s), every registered process's
 resident pages and page-table pages (its PGD included) are disjoint PFN runs that together
 cover ``[0, nr_frames)`` exactly; free swap slots and every process's swap entries are disjoint
 runs that cover ``[0, swap_pages)`` exactly; each page table passes its own ``check()``.
@@ -94,6 +101,8 @@ if TYPE_CHECKING:
 __all__ = ["Machine", "Task", "REPLACEMENT_POLICIES", "host_memtotal"]
 
 REPLACEMENT_POLICIES = ("fifo", "lru", "clock")
+THP_MODES = ("always", "madvise", "never")
+HPAGE_PMD_NR = 512                      # frames in one PMD-mapped huge page (order 9)
 OOM_SCORE_ADJ_MIN = -1000
 OOM_SCORE_ADJ_MAX = 1000
 DEFAULT_RAM = 24 * GiB                  # fallback when /proc/meminfo cannot be read
@@ -147,7 +156,8 @@ class Machine:
                  max_map_count: int = 65530,
                  admin_reserve_kbytes: int = 8192, user_reserve_kbytes: int | None = None,
                  min_free_kbytes: int | None = None,
-                 track_recency: bool | None = None) -> None:
+                 track_recency: bool | None = None,
+                 thp: str = "madvise", thp_use_zero_page: bool = True) -> None:
         try:
             ram_bytes = (host_memtotal() or DEFAULT_RAM) if ram is None else parse_size(ram)
             swap_bytes = parse_size(swap)
@@ -159,6 +169,9 @@ class Machine:
         if overcommit not in (0, 1, 2):
             raise ConfigError(f"overcommit must be 0, 1 or 2 (vm.overcommit_memory), "
                               f"got {overcommit!r}")
+        if thp not in THP_MODES:
+            raise ConfigError(f"thp must be one of {', '.join(THP_MODES)} "
+                              f"(/sys/kernel/mm/transparent_hugepage/enabled), got {thp!r}")
         if replacement not in REPLACEMENT_POLICIES:
             raise ConfigError(f"replacement must be one of {', '.join(REPLACEMENT_POLICIES)}, "
                               f"got {replacement!r}")
@@ -195,6 +208,9 @@ class Machine:
             raise ConfigError(f"min_free_kbytes={min_free_kbytes} leaves no usable memory")
 
         self.track_recency = self.swap_pages > 0 if track_recency is None else track_recency
+        self.thp_enabled = thp                       # transparent_hugepage/enabled
+        self.thp_use_zero_page = thp_use_zero_page   # transparent_hugepage/use_zero_page
+        self.huge_zero_pfn: int | None = None        # allocated on first use, then kept
 
         # physical state
         self._free: ExtentMap[bool] = ExtentMap()        # free PFN runs
@@ -219,6 +235,8 @@ class Machine:
         self.pswpout = 0
         self.pgsteal_file = 0
         self.oom_kills = 0
+        self.thp_fault_alloc = 0
+        self.thp_fault_fallback = 0
 
     # --- sysctls with kernel side effects -------------------------------------------------
     @property
@@ -314,6 +332,7 @@ class Machine:
         """The /proc/meminfo lines this model knows, in kB. PageTables counts every
         page-table page including each process's PGD."""
         anon = sum(pt.anon_pages for pt in self._pts)
+        huge = sum(pt.huge_anon_pages for pt in self._pts)
         file = sum(pt.file_pages for pt in self._pts)
         tables = sum(pt.table_frames for pt in self._pts)
         k = _KB_PER_PAGE
@@ -324,6 +343,7 @@ class Machine:
             "SwapTotal": self.swap_pages * k,
             "SwapFree": self.free_swap_pages * k,
             "AnonPages": anon * k,
+            "AnonHugePages": huge * k,
             "Mapped": file * k,
             "PageTables": tables * k,
             "CommitLimit": self.commit_limit_pages() * k,
@@ -358,6 +378,29 @@ class Machine:
             free.delete(s, s + cnt)
             n -= cnt
         return runs
+
+    def _take_aligned(self, n: int) -> int | None:
+        """An ``n``-aligned run of ``n`` free frames (a buddy block of that order), or None."""
+        for s, e, _ in self._free:
+            a = -(-s // n) * n
+            if a + n <= e:
+                self._free.delete(a, a + n)
+                return a
+        return None
+
+    def _alloc_huge(self) -> int | None:
+        """An order-9 allocation for a THP fault: only from an aligned free run and only while
+        free frames stay above the low watermark (no compaction or reclaim for it: the fault
+        falls back to 4 KiB pages instead)."""
+        if self._free.total - HPAGE_PMD_NR < self.wmark_low:
+            return None
+        return self._take_aligned(HPAGE_PMD_NR)
+
+    def _huge_zero_page(self) -> int | None:
+        """The huge zero page (mm_get_huge_zero_folio): allocated once, kept."""
+        if self.huge_zero_pfn is None:
+            self.huge_zero_pfn = self._alloc_huge()
+        return self.huge_zero_pfn
 
     def _free_frames(self, pfn: int, count: int) -> None:
         self._free.set(pfn, pfn + count, True)
@@ -562,6 +605,8 @@ class Machine:
     def check(self) -> None:
         """Assert the invariants in the module docstring."""
         frames: list[tuple[int, int, str]] = [(self.zero_pfn, 1, "zero page")]
+        if self.huge_zero_pfn is not None:
+            frames.append((self.huge_zero_pfn, HPAGE_PMD_NR, "huge zero page"))
         frames += [(s, e - s, "free") for s, e, _ in self._free]
         slots: list[tuple[int, int, str]] = [(s, e - s, "free") for s, e, _ in self._free_swap]
         self._free.check()

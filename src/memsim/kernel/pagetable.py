@@ -51,6 +51,15 @@ present, allowed  any        no fault: the CPU sets A (and D on a write)
 The hot path (every page of the access already present with the needed bits, and no
 re-stamping for LRU due) is one ``bisect`` and three comparisons.
 
+Transparent huge pages (mm/huge_memory.c), when the caller passes ``thp=(vm_start, vm_end)``:
+a fault in a 2 MiB block that lies wholly inside the VMA and has no PTE table yet (pmd_none)
+maps the whole block by PMD (``do_huge_pmd_anonymous_page``): a write gets 512 frames from one
+512-aligned run (RssAnon +512, one fault), a read the huge zero page; either way one PTE table
+is deposited (VmPTE +4 KiB). Such PTE extents carry PTE_HUGE and a block is all huge or not at
+all. A write to the huge zero page, a zap/move/VMA boundary that covers part of a block, and
+reclaim split the PMD (``__split_huge_pmd``): the deposited table then holds 512 PTEs and the
+flag goes; zapping a whole huge block frees its deposited table (``zap_huge_pmd``).
+
 Frees: ``zap`` (``zap_pte_range``; with ``reclaim_pt`` the 6.18 CONFIG_PT_RECLAIM rule of
 MADV_DONTNEED: a PTE table is freed when the zapped range covers its whole 2 MiB span),
 ``free_pgtables`` (``free_pgd_range``/``free_pud_range``/``free_pmd_range``: a table is freed
@@ -64,8 +73,9 @@ Invariants (:meth:`PageTable.check`): every map is sorted, disjoint and coalesce
 are aligned to their size; every PTE lies under a PTE table, every PTE table under a PMD
 table, every PMD table under a PUD table; PTE extents are page aligned and their kinds, flags
 and bases are consistent (the zero page's PFN for ZERO, frames below nr_frames, slots below
-swap_pages); ``anon_pages``, ``file_pages`` and ``swap_ents`` equal the totals of their
-extents.
+swap_pages); a huge block is wholly huge, backed by one 512-aligned contiguous run and has its
+deposited PTE table; ``anon_pages``, ``file_pages``, ``swap_ents`` and ``huge_anon_pages``
+equal the totals of their extents.
 """
 
 from __future__ import annotations
@@ -95,6 +105,8 @@ KIND_NAMES = {ZERO: "zero", ANON: "frame", FILE: "frame", SWAP: "swap"}
 PTE_A = 1                       # accessed (x86 bit 5)
 PTE_D = 2                       # dirty    (x86 bit 6)
 PTE_W = 4                       # writable (x86 bit 1)
+PTE_HUGE = 8                    # part of a PMD-mapped 2 MiB page (x86 PS bit 7 in the PMD)
+HPAGE_PMD_NR = PMD_SIZE // PAGE_SIZE     # 512 pages per transparent huge page
 _NEED_READ = PTE_A
 _NEED_WRITE = PTE_A | PTE_D | PTE_W
 _FRESH_ANON = PTE_A | PTE_D | PTE_W
@@ -105,8 +117,8 @@ PteValue = tuple[int, int, int, int]          # (kind, base, stamp, flags)
 
 def _pte_slice(v: PteValue, offset: int) -> PteValue:
     """The value of the part of a PTE extent starting ``offset`` bytes in."""
-    if v[0] == ZERO:
-        return v
+    if v[0] == ZERO and not v[3] & PTE_HUGE:
+        return v                # every small zero-page PTE points at the same frame
     return (v[0], v[1] + (offset >> PAGE_SHIFT), v[2], v[3])
 
 
@@ -122,7 +134,8 @@ class Pte:
 
     ``state`` is ``'zero'``, ``'frame'`` or ``'swap'``; ``pfn`` is set for zero/frame,
     ``swap_slot`` for swap. ``walk`` lists ``(level, index, table_pfn)`` for PGD, PUD, PMD and
-    PTE tables. ``file`` tells a page-cache page from an anonymous one.
+    PTE tables (no PTE level for a PMD-mapped huge page: ``huge``). ``file`` tells a page-cache
+    page from an anonymous one.
     """
 
     addr: int
@@ -134,6 +147,7 @@ class Pte:
     dirty: bool
     file: bool
     walk: tuple[tuple[str, int, int], ...]
+    huge: bool = False
 
 
 class PageTable:
@@ -157,6 +171,7 @@ class PageTable:
         self.anon_pages = 0         # MM_ANONPAGES
         self.file_pages = 0         # MM_FILEPAGES
         self.swap_ents = 0          # MM_SWAPENTS
+        self.huge_anon_pages = 0    # anon pages mapped by PMD (smaps AnonHugePages)
         self.pgfault = 0
         self.pgmajfault = 0
         self.dead = False           # chosen by the OOM killer
@@ -189,11 +204,14 @@ class PageTable:
 
     # --- faults ------------------------------------------------------------------------------
     def fault(self, addr: int, length: int, write: bool, every: int | None = None,
-              file_backed: bool = False) -> None:
+              file_backed: bool = False, thp: tuple[int, int] | None = None) -> None:
         """The CPU touches the bytes ``[addr, addr+length)`` (with ``every``: the bytes addr,
         addr+every, ... below addr+length). See the module docstring for the effects; the
         caller has checked the access against one VMA. May reclaim and OOM-kill; if this
-        process is the victim, raises OutOfMemoryKilled after ``owner.oom_kill()`` ran."""
+        process is the victim, raises OutOfMemoryKilled after ``owner.oom_kill()`` ran.
+
+        ``thp=(vm_start, vm_end)``: the VMA may use transparent huge pages (the caller applied
+        the sysfs policy and VM_HUGEPAGE/VM_NOHUGEPAGE); see :meth:`_fault_huge`."""
         if every is None and length > 0 and addr >= 0:
             # hot path: one extent covers the access and has every bit the access needs
             end = addr + length
@@ -231,16 +249,16 @@ class PageTable:
                 raise ValueError(f"fault: every must be positive, got {every}")
             last = addr + (length - 1) // every * every
             if every > PAGE_SIZE:
-                self._fault_sparse(addr, last, every, write, file_backed)
+                self._fault_sparse(addr, last, every, write, file_backed, thp)
                 return
             end = last + 1
         else:
             end = addr + length
         self._fault_range(addr & ~(PAGE_SIZE - 1), align_up(end, PAGE_SIZE), write,
-                          file_backed)
+                          file_backed, thp)
 
     def _fault_sparse(self, addr: int, last: int, every: int, write: bool,
-                      file_backed: bool) -> None:
+                      file_backed: bool, thp: tuple[int, int] | None) -> None:
         """One byte every ``every`` (> one page) bytes: each touch is its own page."""
         ptes = self.ptes
         need = _NEED_WRITE if write else _NEED_READ
@@ -250,12 +268,15 @@ class PageTable:
             if not (i >= 0 and ptes.ends[i] > a and ptes.values[i][3] & need == need
                     and not self._lru):
                 page = a & ~(PAGE_SIZE - 1)
-                self._fault_range(page, page + PAGE_SIZE, write, file_backed)
+                self._fault_range(page, page + PAGE_SIZE, write, file_backed, thp)
             a += every
 
-    def _fault_range(self, start: int, end: int, write: bool, file_backed: bool) -> None:
+    def _fault_range(self, start: int, end: int, write: bool, file_backed: bool,
+                     thp: tuple[int, int] | None = None) -> None:
         """handle_mm_fault over the page-aligned ``[start, end)``, one extent piece at a time."""
         m = self.machine
+        if thp is not None and not file_backed:
+            self._fault_huge(start, end, write, thp)
         self._ensure_tables(start, end)
         stamp = m._tick() if m.track_recency else 0
         ptes = self.ptes
@@ -287,6 +308,11 @@ class PageTable:
             self.pgfault += (pe - ps) >> PAGE_SHIFT
             return pe
         kind = v[0]
+        if v[3] & PTE_HUGE and kind == ZERO and write:
+            # do_huge_pmd_wp_page on the huge zero page: split the PMD into 512 PTEs of the
+            # small zero page, then the write faults in 4 KiB
+            self._split_huge(ps, ps + PAGE_SIZE)
+            return ps
         if kind == ZERO:
             if write:                                   # do_wp_page on the zero page
                 return self._map_new(ps, pe, ANON, _FRESH_ANON, stamp, v)
@@ -300,11 +326,15 @@ class PageTable:
         add = PTE_A | PTE_D if write else PTE_A
         restamp = self._lru and v[2] != stamp
         if v[3] & add != add or restamp:
+            us, ue = ps, pe
+            if v[3] & PTE_HUGE:                         # one PMD: A, D and recency per 2 MiB
+                us, ue = align_down(ps, PMD_SIZE), align_up(pe, PMD_SIZE)
+
             def upd(s: int, e: int, val: PteValue) -> PteValue:
                 return (val[0], val[1], stamp if restamp else val[2], val[3] | add)
-            self.ptes.update(ps, pe, upd)
+            self.ptes.update(us, ue, upd)
             if restamp:
-                self.machine._index_push(stamp, self, ps, pe)
+                self.machine._index_push(stamp, self, us, ue)
         return pe
 
     def _map_new(self, ps: int, pe: int, kind: int, flags: int, stamp: int,
@@ -339,6 +369,82 @@ class PageTable:
         if m.track_recency:
             m._index_push(stamp, self, ps, pos)
         return pos
+
+    # --- transparent huge pages (mm/huge_memory.c) -----------------------------------------------
+    def _fault_huge(self, start: int, end: int, write: bool, thp: tuple[int, int]) -> None:
+        """do_huge_pmd_anonymous_page for every 2 MiB block of ``[start, end)`` that lies wholly
+        inside the VMA ``thp`` and whose PMD is still empty (no PTE table). A write gets 512
+        frames from one 512-aligned free run (an order-9 allocation; without one, or below the
+        low watermark, it falls back to 4 KiB pages: we model no compaction), RssAnon +512 and
+        one fault; a read maps the huge zero page (no RSS). Either way one PTE table is
+        deposited (VmPTE +4 KiB), as the kernel does for a later split."""
+        vs, ve = thp
+        m = self.machine
+        b = align_down(start, PMD_SIZE)
+        while b < end:
+            if vs <= b and b + PMD_SIZE <= ve and self.pte_tables.find(b) < 0:
+                self._ensure_level(self.pud_tables, PGDIR_SIZE, b, b + 1)
+                self._ensure_level(self.pmd_tables, PUD_SIZE, b, b + 1)
+                table = m._alloc_frames_all(1, self)[0][0]     # pte_alloc_one (deposit)
+                if write:
+                    pfn = m._alloc_huge()
+                    if pfn is None:
+                        m.thp_fault_fallback += 1
+                        m._free_frames(table, 1)
+                    else:
+                        stamp = m._tick() if m.track_recency else 0
+                        self.pte_tables.set(b, b + PMD_SIZE, table)
+                        self.ptes.set(b, b + PMD_SIZE, (ANON, pfn, stamp, _FRESH_ANON | PTE_HUGE))
+                        self.anon_pages += HPAGE_PMD_NR
+                        self.huge_anon_pages += HPAGE_PMD_NR
+                        self.pgfault += 1
+                        m.thp_fault_alloc += 1
+                        if m.track_recency:
+                            m._index_push(stamp, self, b, b + PMD_SIZE)
+                else:
+                    hz = m._huge_zero_page() if m.thp_use_zero_page else None
+                    if hz is None:
+                        m._free_frames(table, 1)
+                    else:
+                        self.pte_tables.set(b, b + PMD_SIZE, table)
+                        self.ptes.set(b, b + PMD_SIZE, (ZERO, hz, 0, PTE_A | PTE_HUGE))
+                        self.pgfault += 1
+            b += PMD_SIZE
+
+    def _split_huge(self, lo: int, hi: int) -> None:
+        """__split_huge_pmd for every PMD-mapped block meeting ``[lo, hi)``: the deposited PTE
+        table now holds 512 PTEs; anon pages stay where they are (AnonHugePages goes down), a
+        huge zero page becomes 512 small zero-page PTEs."""
+        blo, bhi = align_down(lo, PMD_SIZE), align_up(hi, PMD_SIZE)
+        if not any(v[3] & PTE_HUGE for _, _, v in self.ptes.items(blo, bhi)):
+            return
+        zero = self.machine.zero_pfn
+        split = 0
+
+        def upd(s: int, e: int, val: PteValue) -> PteValue:
+            nonlocal split
+            if not val[3] & PTE_HUGE:
+                return val
+            if val[0] == ZERO:
+                return (ZERO, zero, 0, val[3] & ~PTE_HUGE)
+            split += (e - s) >> PAGE_SHIFT
+            return (val[0], val[1], val[2], val[3] & ~PTE_HUGE)
+        self.ptes.update(blo, bhi, upd)
+        self.huge_anon_pages -= split
+
+    def split_huge_pmd(self, addr: int) -> None:
+        """vma_adjust_trans_huge: a VMA boundary at ``addr`` inside a PMD-mapped block (mprotect
+        or madvise of part of it) splits that block into 4 KiB PTEs. No-op when aligned."""
+        if addr % PMD_SIZE:
+            self._split_huge(addr, addr + 1)
+
+    def anon_huge_pages_in(self, start: int, end: int) -> int:
+        """Anonymous pages mapped by PMD within ``[start, end)``: smaps AnonHugePages / 4 KiB."""
+        n = 0
+        for s, e, v in self.ptes.items(start, end):
+            if v[0] == ANON and v[3] & PTE_HUGE:
+                n += (e - s) >> PAGE_SHIFT
+        return n
 
     # --- page-table pages ------------------------------------------------------------------------
     def _levels(self) -> tuple[tuple[ExtentMap[int], int], ...]:
@@ -375,9 +481,18 @@ class PageTable:
         the PTE tables whose whole 2 MiB span lies in ``[start, end)``."""
         self._check_range("zap", start, end)
         m = self.machine
+        if start % PMD_SIZE:
+            self._split_huge(start, start + 1)       # zap_pmd_range splits a partial THP
+        if end % PMD_SIZE:
+            self._split_huge(end - 1, end)
         for s, e, v in self.ptes.delete(start, end):
             n = (e - s) >> PAGE_SHIFT
             kind = v[0]
+            if v[3] & PTE_HUGE:                       # zap_huge_pmd: the deposit goes too
+                self._drop_tables(self.pte_tables, PMD_SIZE, align_down(s, PMD_SIZE),
+                                  align_up(e, PMD_SIZE))
+                if kind == ANON:
+                    self.huge_anon_pages -= n
             if kind == ANON:
                 self.anon_pages -= n
                 m._free_frames(v[1], n)
@@ -451,6 +566,10 @@ class PageTable:
                 new += ext
                 continue
             self._ensure_level(self.pmd_tables, PUD_SIZE, new, new + 1)     # alloc_new_pmd
+            v_old = self.ptes.get(old)
+            if (v_old is not None and v_old[3] & PTE_HUGE
+                    and not (ext == PMD_SIZE and self.pte_tables.find(new) < 0)):
+                self._split_huge(old, old + 1)              # split_huge_pmd, then PTEs move
             if ext == PMD_SIZE and self.pte_tables.find(new) < 0:
                 self._move_tables(old, new, PMD_SIZE)       # move_normal_pmd
             else:
@@ -489,6 +608,9 @@ class PageTable:
         n = min((end - start) >> PAGE_SHIFT, want)
         if n <= 0:
             return 0
+        if v[3] & PTE_HUGE:                              # a THP is split before swap-out
+            self._split_huge(start, end)
+            v = (v[0], v[1], v[2], v[3] & ~PTE_HUGE)
         if v[0] == FILE:
             self.ptes.delete(start, start + (n << PAGE_SHIFT))
             m._free_frames(v[1], n)
@@ -539,17 +661,19 @@ class PageTable:
         if v is None:
             return None
         page = addr & ~(PAGE_SIZE - 1)
+        kind, base, _, flags = v
+        huge = bool(flags & PTE_HUGE)
         walk = (("PGD", (addr >> 39) & 511, self.pgd_pfn),
                 ("PUD", (addr >> 30) & 511, self.pud_tables.get(page)),
-                ("PMD", (addr >> 21) & 511, self.pmd_tables.get(page)),
-                ("PTE", (addr >> 12) & 511, self.pte_tables.get(page)))
-        kind, base, _, flags = v
+                ("PMD", (addr >> 21) & 511, self.pmd_tables.get(page)))
+        if not huge:
+            walk += (("PTE", (addr >> 12) & 511, self.pte_tables.get(page)),)
         return Pte(addr=addr, state=KIND_NAMES[kind],
                    pfn=None if kind == SWAP else base,
                    swap_slot=base if kind == SWAP else None,
                    writable=bool(flags & PTE_W), accessed=bool(flags & PTE_A),
                    dirty=bool(flags & PTE_D), file=kind == FILE,
-                   walk=walk)  # type: ignore[arg-type]
+                   walk=walk, huge=huge)  # type: ignore[arg-type]
 
     # --- verification -----------------------------------------------------------------------------
     @staticmethod
@@ -575,6 +699,23 @@ class PageTable:
                 slots.append((v[1], n, f"{who} swap entry {s:#x}"))
         return frames, slots
 
+    def _check_huge(self, s: int, e: int, v: PteValue) -> None:
+        """A PMD-mapped piece: its blocks are wholly huge, backed by 512-aligned frame runs,
+        and each has its deposited PTE table."""
+        for b in range(align_down(s, PMD_SIZE), e, PMD_SIZE):
+            head = self.ptes.get(b)
+            if head is None or head[1] % HPAGE_PMD_NR:
+                raise AssertionError(f"huge block {b:#x} not backed by an aligned run: {head}")
+            if self.ptes.covered(b, b + PMD_SIZE) != PMD_SIZE:
+                raise AssertionError(f"huge block {b:#x} has holes")
+            for ps, _, pv in self.ptes.items(b, b + PMD_SIZE):
+                if not pv[3] & PTE_HUGE or pv[0] != v[0]:
+                    raise AssertionError(f"huge block {b:#x} is partly small: {pv} at {ps:#x}")
+                if pv[1] != head[1] + ((ps - b) >> PAGE_SHIFT):
+                    raise AssertionError(f"huge block {b:#x}: frames not contiguous at {ps:#x}")
+            if self.pte_tables.find(b) < 0:
+                raise AssertionError(f"huge block {b:#x} has no deposited PTE table")
+
     def check(self) -> None:
         """Assert the invariants in the module docstring."""
         m = self.machine
@@ -590,7 +731,7 @@ class PageTable:
                 if parent is not None and not parent.contains(s, e):
                     raise AssertionError(f"tables for [{s:#x}, {e:#x}) have no parent table")
             parent = tables
-        anon = file = swap = 0
+        anon = file = swap = huge = 0
         for s, e, v in self.ptes:
             if s % PAGE_SIZE or e % PAGE_SIZE:
                 raise AssertionError(f"PTE extent [{s:#x}, {e:#x}) not page aligned")
@@ -598,9 +739,19 @@ class PageTable:
                 raise AssertionError(f"PTEs [{s:#x}, {e:#x}) have no PTE table")
             n = (e - s) >> PAGE_SHIFT
             kind, base, _, flags = v
+            if flags & PTE_HUGE:
+                self._check_huge(s, e, v)
+                if kind == ANON:
+                    huge += n
             if kind == ZERO:
-                if base != m.zero_pfn or flags & (PTE_W | PTE_D):
+                if flags & PTE_HUGE:
+                    hz = m.huge_zero_pfn
+                    if hz is None or not hz <= base < hz + HPAGE_PMD_NR:
+                        raise AssertionError(f"bad huge zero-page PTE at {s:#x}: {v}")
+                elif base != m.zero_pfn:
                     raise AssertionError(f"bad zero-page PTE at {s:#x}: {v}")
+                if flags & (PTE_W | PTE_D):
+                    raise AssertionError(f"writable zero-page PTE at {s:#x}: {v}")
             elif kind == ANON or kind == FILE:
                 if not (0 < base and base + n <= m.nr_frames):
                     raise AssertionError(f"frames of [{s:#x}, {e:#x}) out of range: {v}")
@@ -618,6 +769,8 @@ class PageTable:
                 swap += n
             else:
                 raise AssertionError(f"unknown PTE kind at {s:#x}: {v}")
+        if huge != self.huge_anon_pages:
+            raise AssertionError(f"huge_anon_pages {self.huge_anon_pages} != extents {huge}")
         if (anon, file, swap) != (self.anon_pages, self.file_pages, self.swap_ents):
             raise AssertionError(
                 f"counters anon/file/swap {self.anon_pages}/{self.file_pages}/"
