@@ -15,7 +15,7 @@ from memsim.errors import TraceError
 from memsim.oracle import kernel as oracle_kernel
 from memsim.oracle.kernel import RealRunner, _deltas, compile_program, unavailable_reason
 from memsim.oracle.ops import parse, random_program, random_program_wide
-from memsim.oracle.scenarios import SCENARIOS
+from memsim.oracle.scenarios import SCENARIOS, max_map_count_program
 
 REASON = unavailable_reason()
 needs_real = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -164,3 +164,12 @@ def test_wide_random_program_matches_real_kernel_many_seeds(seed: int,
     if "slow" not in (request.config.getoption("markexpr") or ""):
         pytest.skip("long run: select it with -m slow")
     _compare(random_program_wide(seed, n_ops=500, **WIDE_SWITCHES))
+
+
+@needs_real
+@pytest.mark.slow
+def test_max_map_count_matches_real_kernel(request: pytest.FixtureRequest) -> None:
+    """~65 000 mprotect splits up to vm.max_map_count, then what needs a VMA at the limit."""
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("long run: select it with -m slow")
+    _compare(max_map_count_program())

@@ -24,7 +24,9 @@
  *      1 GiB below it shares no page table with the libraries;
  *   3. the last byte below the initial break is read, so the PTE table that will hold the
  *      first heap pages exists (as it does in any real program whose .bss was touched);
- *   4. one deliberate SIGSEGV, so the signal path has touched whatever it touches.
+ *   4. one deliberate SIGSEGV, so the signal path has touched whatever it touches;
+ *   5. one-page PROT_NONE mappings at PAD_BASE, two pages apart, bring /proc/self/maps to
+ *      MAPS_TARGET lines, so that vm.max_map_count is reached at the same op on both sides.
  *
  * Input lines (integers; an address is a pair BASE OFF with BASE -1 absolute, -2 initial
  * break, -3 anchor, -4 start of the [stack] VMA at the baseline, >= 0 a register):
@@ -55,6 +57,8 @@
 #define PAGE 4096UL
 #define GIB (1UL << 30)
 #define NREG 4096
+#define MAPS_TARGET 64          /* /proc/self/maps lines at the baseline (prologue step 5) */
+#define PAD_BASE 0x300000000000UL
 
 static long sc6(long n, long a, long b, long c, long d, long e, long f) {
     long ret;
@@ -274,6 +278,10 @@ static void prologue(void) {
         pbuf[i] = 0;                     /* every buffer page but the program's */
     volatile char *volatile bad = (volatile char *)16;
     if (!sigsetjmp(segv_env, 1)) (void)*bad;
+    /* 5: pad the VMA count to MAPS_TARGET lines, so vm.max_map_count is reached at the same
+     * op on both sides (one-page PROT_NONE mappings, two pages apart, far from everything) */
+    for (long i = 0, c = map_count(); c >= 0 && c < MAPS_TARGET; i++, c++)
+        SC(SYS_mmap, PAD_BASE + 2 * PAGE * i, PAGE, 0, 0x22 | 0x4000 | 0x100000, -1, 0);
     slurp("/proc/self/maps");     /* the stack VMA as it is now (pretouch may have grown it) */
     for (char *p = pbuf; *p; ) {
         char *line = p; unsigned long s = hex(&p);

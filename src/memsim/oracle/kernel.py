@@ -35,7 +35,9 @@ the real process has ld.so and libc where the simulator has its own model of an 
    higher); one byte just below the break is read where it is mapped, so the PTE table that
    will map the first heap pages exists on both sides (a real program's .bss shares it).
    Where the heap crosses a 2 MiB boundary thus matters alike. sbrk/brk results are reported
-   as ``brk0±offset``.
+   as ``brk0±offset``;
+4. one-page PROT_NONE mappings at ``PAD_BASE`` (two pages apart) bring both sides to
+   ``MAPS_TARGET`` lines of /proc/self/maps, so vm.max_map_count is reached at the same op.
 
 Only deltas between snapshots are compared; absolute figures (the driver's libc, the
 simulator's image model) legitimately differ.
@@ -75,6 +77,9 @@ PAGE_SIZE = 4096
 GiB = 1 << 30
 U64 = (1 << 64) - 1
 PROT_EXEC = 0x4
+#: prologue step 4: both sides pad /proc/self/maps to this many lines (see kdriver.c)
+MAPS_TARGET = 64
+PAD_BASE = 0x300000000000
 
 #: The /proc/self/status fields whose deltas must match (kB), then the VMA count.
 STATUS_FIELDS: tuple[str, ...] = ("VmSize", "VmData", "VmStk", "RssAnon", "VmPTE")
@@ -507,6 +512,10 @@ class SimRunner:
             proc.read(run.brk0 - 1, 1)
         except SegmentationFault:
             pass
+        count = sum(1 for line in str(proc.maps()).splitlines() if line.strip())
+        for i in range(max(0, MAPS_TARGET - count)):
+            sys_.sys_mmap(PAD_BASE + 2 * PAGE_SIZE * i, PAGE_SIZE, 0,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_FIXED_NOREPLACE)
         for line in str(proc.maps()).splitlines():
             if line.rstrip().endswith("[stack]"):
                 run.stack0 = int(line.split("-", 1)[0], 16)

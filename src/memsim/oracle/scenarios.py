@@ -499,3 +499,37 @@ SCENARIOS: dict[str, str] = {
         mark moved together
     """,
 }
+
+
+def max_map_count_program(max_map_count: int | None = None) -> str:
+    """Split one PROT_NONE mapping page by page (mprotect of every other page) until
+    vm.max_map_count refuses, then try what needs one more VMA at the limit: a non-mergeable
+    mmap, a hole punched by munmap, an mprotect split, an mremap move, a brk.
+
+    ``max_map_count`` defaults to this machine's /proc/sys/vm/max_map_count (what the simulated
+    Machine is given by the oracle). The program has about that many lines."""
+    if max_map_count is None:
+        try:
+            with open("/proc/sys/vm/max_map_count") as f:
+                max_map_count = int(f.read())
+        except (OSError, ValueError):
+            max_map_count = 65530
+    n = max_map_count // 2 + 16
+    lines = [f"b = mmap {2 * n * 4096} none noreserve", "mark"]
+    lines += [f"mprotect b+{2 * i * 4096} 4096 r" for i in range(n)]
+    lines += [
+        "mark split to the limit",
+        "x = mmap 4096 rw",
+        "y = mmap 4096 r addr=0x200000000",
+        "mark new mappings at the limit",
+        f"munmap b+{2 * (n - 1) * 4096 + 4096} 4096",
+        "mark punch a hole at the limit",
+        f"mprotect b+{2 * (n - 1) * 4096 + 4096} 4096 r",
+        "mark re-merge one pair",
+        "munmap b 8192",
+        "mark unmap from the start",
+        "m = mremap b+16384 4096 8192 maymove",
+        "s = sbrk 4096",
+        "mark mremap and sbrk at the limit",
+    ]
+    return "\n".join(lines) + "\n"
