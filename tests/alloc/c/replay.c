@@ -26,7 +26,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#define NSLOTS 4096
+#define NSLOTS 65536
 static void *slot[NSLOTS];
 static char *base, *fbase[256];
 static size_t flen[256], arena_before;
