@@ -401,6 +401,15 @@ def test_run_json_reports_each_op(capsys: pytest.CaptureFixture[str]) -> None:
     assert data["steps"][2]["delta_kB"]["RssAnon"] == 8
     assert data["steps"][3]["value"] == "ENOMEM"
     assert "[heap]" in data["maps"]
+    assert data["machine"]["swap_bytes"] == 0
+
+
+def test_run_echoes_the_machine_first(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "run", "--plain", "--ram", "2G", "--swap", "1G",
+                              "--overcommit", "2", "-e", "mark")
+    assert status == 0
+    assert out.splitlines()[0].endswith(
+        "on a machine with 2 GiB of RAM, 1 GiB swap, vm.overcommit_memory=2")
 
 
 def test_run_reads_a_file_and_stdin(capsys: pytest.CaptureFixture[str], tmp_path: Path,

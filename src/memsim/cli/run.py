@@ -36,6 +36,7 @@ from memsim.cli._common import (
     print_json,
     size_arg,
 )
+from memsim.units import PAGE_SIZE
 
 if TYPE_CHECKING:
     from memsim import Process
@@ -106,6 +107,16 @@ class Result:
     maps_text: str
     pid: int
     signal: int = 0                  # signal number that killed the process, or 0
+    machine: dict[str, int] = field(default_factory=dict)
+
+    def headline(self) -> str:
+        """The configuration, echoed first so that a run can be repeated."""
+        from memsim.units import format_size
+
+        m = self.machine
+        swap = format_size(m["swap_bytes"]) if m.get("swap_bytes") else "no"
+        return (f"pid {self.pid} on a machine with {format_size(m.get('ram_bytes', 0))} of "
+                f"RAM, {swap} swap, vm.overcommit_memory={m.get('overcommit_memory', 0)}")
 
 
 def read_program(args: argparse.Namespace) -> str:
@@ -231,7 +242,10 @@ def execute(proc: Process, ops: list[Op]) -> Result:
         status_text = "\n".join(line for line in str(proc.status()).splitlines()
                                 if line.startswith(STATUS_PREFIXES))
         maps_text = str(proc.maps()).rstrip("\n")
-    return Result(steps, status_text, maps_text, int(getattr(proc, "pid", 0)), signal)
+    machine = {"ram_bytes": proc.machine.nr_frames * PAGE_SIZE,
+               "swap_bytes": proc.machine.swap_pages * PAGE_SIZE,
+               "overcommit_memory": proc.machine.overcommit}
+    return Result(steps, status_text, maps_text, int(getattr(proc, "pid", 0)), signal, machine)
 
 
 def _step(proc: Process, sys_: Any, names: _Names, op: Op) -> int | None:
@@ -304,7 +318,7 @@ def to_json(result: Result, final: bool = True) -> dict[str, Any]:
         elif s.value:
             item["value"] = s.value
         steps.append(item)
-    out: dict[str, Any] = {"pid": result.pid, "steps": steps,
+    out: dict[str, Any] = {"pid": result.pid, "machine": result.machine, "steps": steps,
                            "killed_by_signal": result.signal or None}
     if final and not result.signal:
         out["status"] = result.status_text
@@ -313,6 +327,7 @@ def to_json(result: Result, final: bool = True) -> dict[str, Any]:
 
 
 def render_plain(result: Result, final: bool = True) -> None:
+    print(result.headline())
     width = max([len(s.text) for s in result.steps if s.result != "mark"] + [20])
     width = min(width, 60)
     for s in result.steps:
@@ -340,6 +355,7 @@ def render_rich(result: Result, final: bool = True) -> None:
     from rich.table import Table
 
     console = make_console()
+    console.print(f"[bold]{escape(result.headline())}[/bold]")
     table = Table(header_style="bold", expand=False)
     table.add_column("line", justify="right", style="dim")
     table.add_column("op")
