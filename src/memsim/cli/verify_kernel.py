@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from memsim.cli._common import UsageError, add_output_arguments, output_mode, print_json
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--ops must be positive")
     programs: list[tuple[str, str]] = []
     if args.file:
-        text = sys.stdin.read() if args.file == "-" else open(args.file).read()
+        text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
         programs.append((args.file, text))
     programs += [(name, SCENARIOS[name]) for name in args.scenarios]
     for seed in args.random or []:
