@@ -298,7 +298,7 @@ def random_script(seed: int, n: int, max_live: int = 200, big: bool = True,
         if r < 0.60:
             script.append(f"c {s} {rng.randrange(1, 9)} {_size(rng, big) // 8}")
         elif r < 0.63:
-            al = rng.choice([8, 16, 32, 64, 256, 4096, 48, 100])
+            al = rng.choice([8, 16, 24, 32, 64, 256, 4096, 48, 100])
             op = rng.choice("aAp")
             script.append(f"{op} {s} {al} {_size(rng, big)}")
         elif r < 0.635:

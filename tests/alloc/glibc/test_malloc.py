@@ -98,6 +98,39 @@ CASES["unsorted_scan_max_iters"] = (
     [x for i in range(10050) for x in (f"m {i} 1200", f"m {20000 + i} 24")]
     + _frees(range(10050)) + ["m 40000 2000", "m 40001 1200", "m 40002 1200", "i"])
 
+# top too small for a small request while fastbins hold chunks: consolidate, scan again
+CASES_TOP_PAD_0 = {
+    "consolidate_when_top_is_short": ["m 0 10", "m 1 2304", *_rep("m", 9, 10, 0x28),
+                                      *_frees(range(10, 19)), "m 20 768", "m 21 40", "i"],
+}
+# with tcache_unsorted_limit=1 the unsorted scan returns a stashed exact fit early
+CASES_UNSORTED_LIMIT = {
+    "unsorted_limit_returns_early": [x for i in range(10) for x in (f"m {i} {0x88}",
+                                                                    f"m {20 + i} 24",
+                                                                    f"m {40 + i} {0xb8}",
+                                                                    f"m {60 + i} 24")]
+    + _frees(range(10)) + _frees(range(40, 50)) + _rep("m", 10, 80, 0x88) + ["i"],
+}
+
+
+@pytest.mark.parametrize("name", sorted(CASES_TOP_PAD_0))
+def test_top_pad_0_case_matches_real_glibc(name: str) -> None:
+    _check(CASES_TOP_PAD_0[name], {"MALLOC_TOP_PAD_": "0"})
+
+
+@pytest.mark.parametrize("name", sorted(CASES_UNSORTED_LIMIT))
+@pytest.mark.parametrize("limit", ["1", "2", "0"])
+def test_unsorted_limit_case_matches_real_glibc(name: str, limit: str) -> None:
+    _check(CASES_UNSORTED_LIMIT[name],
+           {"GLIBC_TUNABLES": f"glibc.malloc.tcache_unsorted_limit={limit}"})
+
+
+def _check(script: list[str], env: dict[str, str]) -> None:
+    real_out, real_sys = run_real(script, env=env)
+    model_out, model_sys, _ = run_model(script, env=env, check_every=1)
+    assert not first_difference(real_out, model_out), first_difference(real_out, model_out)
+    assert not first_difference(real_sys, model_sys), first_difference(real_sys, model_sys)
+
 
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_spec_case_matches_real_glibc(name: str) -> None:
