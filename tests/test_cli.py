@@ -367,6 +367,24 @@ def test_demo_rejects_impossible_sizes(capsys: pytest.CaptureFixture[str],
     assert_one_error_line(err)
 
 
+def test_demo_quiz_asks_then_answers(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "demo", "--quiz", "--map", "2G")
+    assert status == 0
+    assert out.count("RssAnon ?") == 5 and "answer:" not in out and "+2 GiB" not in out
+    status, out, _ = run_main(capsys, "demo", "--quiz", "-c", "--map", "2G")
+    assert status == 0
+    assert "?" not in out
+    assert "answer: VmSize +2 GiB, VmData +2 GiB, RssAnon unchanged, VmPTE unchanged" in out
+
+
+@pytest.mark.parametrize("argv", [["-c"], ["--quiz", "--json"]])
+def test_demo_quiz_options_must_make_sense(capsys: pytest.CaptureFixture[str],
+                                          argv: list[str]) -> None:
+    status, _, err = run_main(capsys, "demo", *argv)
+    assert status == 2
+    assert_one_error_line(err)
+
+
 def test_demo_workload_is_separate_from_printing() -> None:
     from memsim.cli import demo
 

@@ -50,6 +50,7 @@ ends with the process's /proc/PID/maps. Nothing here touches your real memory.
 examples:
   memsim demo
   memsim demo --map 16G --touch 1G
+  memsim demo --quiz            (then: memsim demo --quiz -c)
   memsim demo --json | python3 -m json.tool
 """
 
@@ -193,6 +194,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: 64M)")
     parser.add_argument("--ram", type=size_arg, default=24 * GiB, metavar="SIZE",
                         help="RAM of the simulated machine (default: 24G)")
+    parser.add_argument("--quiz", action="store_true",
+                        help="show the steps and ask how each figure will change; "
+                             "add -c to see the answers")
+    parser.add_argument("-c", "--compute", action="store_true",
+                        help="with --quiz: print the answers")
     add_output_arguments(parser)
 
 
@@ -208,12 +214,18 @@ def run(args: argparse.Namespace) -> int:
     if args.touch > args.mapping:
         raise UsageError(f"--touch ({format_size(args.touch)}) is larger than --map "
                          f"({format_size(args.mapping)})")
+    if args.compute and not args.quiz:
+        raise UsageError("-c shows the answers of --quiz; use it with --quiz")
+    if args.quiz and args.json:
+        raise UsageError("--quiz is for people; --json already has every answer")
     machine = Machine(ram=args.ram, swap=0, overcommit=0)
     proc = Process(machine=machine)
     result = simulate(proc, workload(proc, heap=args.heap, mapping=args.mapping,
                                      touch=args.touch))
     mode = output_mode(args)
-    if mode == "json":
+    if args.quiz:
+        render_quiz(result, sys.stdout, answers=args.compute)
+    elif mode == "json":
         print_json(to_json(result))
     elif mode == "plain":
         render_plain(result, sys.stdout)
@@ -300,6 +312,39 @@ def render_plain(result: DemoRun, out: Any) -> None:
     line()
     line(f"/proc/{result.pid}/maps:")
     out.write(result.maps if result.maps.endswith("\n") else result.maps + "\n")
+
+
+#: The figures a quiz asks about.
+QUIZ_FIELDS: tuple[str, ...] = ("VmSize", "VmData", "RssAnon", "VmPTE")
+
+
+def render_quiz(result: DemoRun, out: Any, answers: bool = False) -> None:
+    """OSTEP-style: the steps and a question each; with ``answers``, the computed changes."""
+    def line(text: str = "") -> None:
+        out.write(text + "\n")
+
+    line(_headline(result))
+    first = result.snapshots[0].status
+    line("At the start: " + ", ".join(f"{f} {_kb(first[f])}" for f in QUIZ_FIELDS) + ".")
+    line("For each step, how do " + ", ".join(QUIZ_FIELDS) + " change?")
+    line()
+    before = result.snapshots[0]
+    for i, snap in enumerate(result.snapshots[1:], start=1):
+        line(f"{i}. {snap.action.title}")
+        line(f"   $ {snap.action.call}")
+        if answers:
+            delta = snap.delta(before)
+            line("   answer: " + ", ".join(
+                f"{f} {_signed_size(delta[f]) if delta[f] else 'unchanged'}"
+                for f in QUIZ_FIELDS))
+            for text in _wrap(snap.action.explain, 92):
+                line(f"   {text}")
+        else:
+            line("   " + "   ".join(f"{f} ?" for f in QUIZ_FIELDS))
+        line()
+        before = snap
+    if not answers:
+        line("Run the same command with -c to see the answers.")
 
 
 def _wrap(text: str, width: int) -> list[str]:
