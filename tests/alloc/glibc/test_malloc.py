@@ -74,6 +74,10 @@ CASES: dict[str, list[str]] = {
                    "m 5 1048", "m 6 1048", "m 7 24", "f 6", "r 5 1536", "m 8 512", "i"],
     # t10: a foreign sbrk: fenceposts, the old top freed into the unsorted bin
     "t10_foreign_sbrk": ["m 0 10", "s 100", "m 1 98304", "m 2 98304", "m 3 32768", "i", "R"],
+    # a break that is not page aligned before the first malloc (like a static binary's TLS):
+    # sysmalloc aligns the top's start and issues a second brk to page-align its end
+    "unaligned_break_first": ["s 100", "m 0 10", "m 1 5000", "s 24", "m 2 200000",
+                              "m 3 150000", "i", "R"],
     # t12: mallopt consolidates the fastbins
     "t12_mallopt_consolidates": [*_rep("m", 10, 0, 0x18), "m 10 24", *_frees(range(10)),
                                  "o -6 0", *_rep("m", 7, 20, 0x18), "m 30 40"],
