@@ -373,7 +373,7 @@ def test_demo_quiz_asks_then_answers(capsys: pytest.CaptureFixture[str]) -> None
     assert out.count("RssAnon ?") == 5 and "answer:" not in out and "+2 GiB" not in out
     status, out, _ = run_main(capsys, "demo", "--quiz", "-c", "--map", "2G")
     assert status == 0
-    assert "?" not in out
+    assert "RssAnon ?" not in out
     assert "answer: VmSize +2 GiB, VmData +2 GiB, RssAnon unchanged, VmPTE unchanged" in out
 
 
