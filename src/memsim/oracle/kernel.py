@@ -94,6 +94,7 @@ DRIVER_SOURCE = Path(__file__).resolve().parent.parent / "native" / "kdriver.c"
 EXTRA_CFLAGS: tuple[str, ...] = ("-fno-stack-protector", "-Wl,-z,now", "-Wl,-z,relro")
 CFLAGS: tuple[str, ...] = ("-O2", "-D_GNU_SOURCE", *EXTRA_CFLAGS)
 ADDR_NO_RANDOMIZE = 0x0040000
+DRIVER_INPUT_MAX = 4 << 20          # kdriver.c INBUF_SZ
 
 
 class OracleUnavailable(MemsimError):
@@ -435,7 +436,11 @@ class RealRunner:
     def run(self, program: Program) -> Run:
         setarch = shutil.which("setarch")
         argv = [setarch, "-R", str(self.binary)] if setarch else [str(self.binary)]
-        proc = subprocess.run(argv, input=compile_program(program), capture_output=True,
+        text = compile_program(program)
+        if len(text) >= DRIVER_INPUT_MAX:
+            raise MemsimError(f"op program too large for kdriver: {len(text)} bytes compiled, "
+                              f"at most {DRIVER_INPUT_MAX - 1} (split it into several runs)")
+        proc = subprocess.run(argv, input=text, capture_output=True,
                               text=True, timeout=self.timeout,
                               preexec_fn=None if setarch else _no_aslr)
         lines = proc.stdout.splitlines()
