@@ -378,6 +378,8 @@ class Replayer:
         touch = self.touch
         live = self.live
         pop = live.pop
+        setdefault = live.setdefault
+        nlive = len(live)
         cur = self.live_bytes
         peak = self.peak_live_bytes
         peak_objects = self.peak_live_objects
@@ -405,17 +407,21 @@ class Replayer:
                                 continue
                             free(e[0])
                             cur -= e[1]
+                            nlive -= 1
                     elif op == "m":
                         nm += 1
                         p = malloc(a)
                         if ret:
-                            if ret in live:
+                            e = (p, a)
+                            if setdefault(ret, e) is not e:
                                 self._bad(f"{ret:#x} returned while still live", call)
                                 continue
-                            live[ret] = (p, a)
                             cur += a
                             if cur > peak:
                                 peak = cur
+                            nlive += 1
+                            if nlive > peak_objects:
+                                peak_objects = nlive
                             if p:
                                 if touch and a:
                                     write(p, a)
@@ -502,8 +508,10 @@ class Replayer:
                     else:
                         self._bad(f"unknown operation {op!r}", call)
                         continue
-                    if len(live) > peak_objects:
-                        peak_objects = len(live)
+                    if op != "m" and op != "f":        # the rarer calls: recount
+                        nlive = len(live)
+                        if nlive > peak_objects:
+                            peak_objects = nlive
                 done = nm + nf + nc + nr + na + nv + np
                 if done - n_before < PROGRESS_EVERY:
                     break
