@@ -1,8 +1,9 @@
 """The simulated kernel side by side with the real kernel of this machine.
 
-Every scenario of :mod:`memsim.oracle.scenarios` and a seeded random program are run twice:
-on :class:`memsim.Process` and, compiled with the system C compiler, by kdriver on the real
-kernel (``setarch -R``). Results (address relative to an anchor, errno, SIGSEGV kind) must
+Every scenario of :mod:`memsim.oracle.scenarios` and seeded random programs are run on the
+real kernel, compiled with the system C compiler, by kdriver (``setarch -R``), and on
+:class:`memsim.Process` — driven both through its raw syscall interface and through its
+C-like Python methods. Results (address relative to an anchor, errno, SIGSEGV kind) must
 agree op by op, and the deltas of VmSize, VmData, VmStk, RssAnon, VmPTE and the VMA count
 must agree at every mark. No expected number is written here: the real kernel is the oracle.
 """
@@ -110,14 +111,19 @@ def test_missing_compiler_is_a_clear_reason(monkeypatch: pytest.MonkeyPatch) -> 
 # --- the simulator against the real kernel ------------------------------------------------------
 
 def _compare(text: str) -> None:
+    """One real run; the simulator driven through its raw syscalls and through the Process
+    methods must both agree with it."""
     missing = _simulator_missing()
     if missing:
         pytest.skip(missing)
     try:
-        report = oracle_kernel.compare_kernel(text)
+        real = RealRunner().run(parse(text))
     except oracle_kernel.OracleUnavailable as e:
         pytest.skip(str(e))
-    assert report.ok, "\n" + report.format() + "\n\n" + "\n".join(report.failures())
+    for api in oracle_kernel.SimRunner.APIS:
+        report = oracle_kernel.compare_kernel(text, real=real, api=api)
+        assert report.ok, (f"\nsimulator driven through api={api!r}\n" + report.format()
+                           + "\n\n" + "\n".join(report.failures()))
 
 
 def _scenario_params() -> list[object]:

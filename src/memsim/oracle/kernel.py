@@ -484,12 +484,23 @@ class RealRunner:
 # --- the simulator ----------------------------------------------------------------------------
 
 class SimRunner:
-    """Runs a program on a fresh :class:`memsim.Process` through its syscall interface."""
+    """Runs a program on a fresh :class:`memsim.Process`.
+
+    ``api="syscall"`` (default) issues mmap/munmap/mprotect/mremap/madvise through the raw
+    syscall interface under the process (``proc.mm.sys_*``: integers exactly as the C driver
+    passes them, -errno results); ``api="process"`` through the Python methods of
+    :class:`memsim.Process` (``proc.mmap(...)``: None/-1 and ``proc.errno``, negative lengths
+    converted as C would). sbrk, brk, reads, writes and setrlimit always use the Process."""
+
+    APIS = ("syscall", "process")
 
     def __init__(self, machine_options: dict[str, Any] | None = None,
-                 start_brk: int | None = None) -> None:
+                 start_brk: int | None = None, api: str = "syscall") -> None:
+        if api not in self.APIS:
+            raise ValueError(f"api must be one of {self.APIS}, not {api!r}")
         self.machine_options = machine_options
         self.start_brk = start_brk
+        self.api = api
 
     def _machine(self) -> Any:
         import memsim
@@ -533,10 +544,12 @@ class SimRunner:
             run.outcomes.append(self._step(proc, sys_, regs, op))
         return run
 
-    @staticmethod
-    def _step(proc: Any, sys_: Any, regs: _Regs, op: Op) -> Outcome:
+    def _step(self, proc: Any, sys_: Any, regs: _Regs, op: Op) -> Outcome:
         k = op.kind
         a = regs.resolve(op.addr)
+        if self.api == "process" and k in ("mmap", "munmap", "mprotect", "mremap", "madvise") \
+                and not (k == "mmap" and not _process_can_mmap(op.flags)):
+            return self._process_step(proc, regs, op, a)
         try:
             if k in ("write", "read"):
                 if op.length <= 0:
@@ -591,6 +604,42 @@ class SimRunner:
         if op.dst:
             regs.values[op.dst] = ret
         return Outcome("ok", regs.describe(op, ret))
+
+
+    @staticmethod
+    def _process_step(proc: Any, regs: _Regs, op: Op, a: int) -> Outcome:
+        """One op through memsim.Process's C-like methods (api="process")."""
+        k = op.kind
+        try:
+            if k == "mmap":
+                r = proc.mmap(op.length, prot=op.prot, flags=op.flags & ~_PROCESS_MMAP_IMPLIED,
+                              addr=a)
+            elif k == "mremap":
+                r = proc.mremap(a, op.length, op.new_len, op.flags, regs.resolve(op.new_addr))
+            elif k == "munmap":
+                r = proc.munmap(a, op.length)
+            elif k == "mprotect":
+                r = proc.mprotect(a, op.length, op.prot)
+            else:
+                r = proc.madvise(a, op.length, op.advice)
+        except SegmentationFault as e:
+            return regs.segv(op, e.code, e.addr)
+        except MemsimError as e:
+            return Outcome("error", f"{type(e).__name__}: {e}")
+        if r is None or (k in ("munmap", "mprotect", "madvise") and r == -1):
+            return Outcome("err", _errno_name(proc.errno))
+        if op.dst:
+            regs.values[op.dst] = r
+        return Outcome("ok", regs.describe(op, r))
+
+
+#: memsim.Process.mmap always maps MAP_PRIVATE | MAP_ANONYMOUS; an mmap with other sharing
+#: flags (MAP_SHARED, or neither) goes through the syscall interface even with api="process".
+_PROCESS_MMAP_IMPLIED = MAP_PRIVATE | MAP_ANONYMOUS
+
+
+def _process_can_mmap(flags: int) -> bool:
+    return flags & 0x03 == MAP_PRIVATE and bool(flags & MAP_ANONYMOUS)
 
 
 def _syscalls(proc: Any) -> Any:
@@ -664,15 +713,17 @@ def _deltas(snaps: list[dict[str, int]]) -> list[dict[str, int]]:
 
 
 def compare_kernel(ops_text: str, *, machine_options: dict[str, Any] | None = None,
-                   fields: tuple[str, ...] = COMPARED, real: Run | None = None) -> KernelReport:
+                   fields: tuple[str, ...] = COMPARED, real: Run | None = None,
+                   api: str = "syscall") -> KernelReport:
     """Run ``ops_text`` (see :mod:`memsim.oracle.ops`) on the simulator and on this machine's
     kernel and compare them side by side. Raises :class:`OracleUnavailable` if the real side
     cannot run here. ``real`` may pass a previous real run of the same program (to compare
-    several simulator configurations against one measurement)."""
+    several simulator configurations against one measurement). ``api`` chooses how the
+    simulator is driven (see :class:`SimRunner`)."""
     program = parse(ops_text)
     if real is None:
         real = RealRunner().run(program)
-    sim = SimRunner(machine_options, start_brk=real.brk0).run(program)
+    sim = SimRunner(machine_options, start_brk=real.brk0, api=api).run(program)
     steps = [op for op in program.ops if op.kind != "mark"]
     rows = [OpRow(op.lineno, op.text, r, s) for op, r, s in zip(steps, real.outcomes,
                                                                  sim.outcomes, strict=True)]
