@@ -1,0 +1,701 @@
+"""Sequential fits: first, next, best and worst fit over a free list, on an sbrk heap.
+
+The allocators of the textbooks (Knuth TAOCP 2.5, Wilson et al. 1995 §3.2, CS:APP 9.9, OSTEP
+ch. 17) as one configurable class, :class:`SeqFit`, and named configurations of it
+(``first-fit``, ``next-fit``, ``best-fit``, ``worst-fit``, ``first-fit-lifo``,
+``first-fit-fifo``, ``implicit-first-fit``, ``deferred-first-fit``). The heap is one
+contiguous run of blocks between a prologue and an epilogue, grown with sbrk (``sys_brk``);
+requests of ``mmap_threshold`` bytes or more may go to their own mmap instead.
+
+Block layout (``header`` = 8, ``footer`` = "all" as in CS:APP, ``alignment`` = 16)::
+
+    heap:  |pad|blk|blk|blk| ... |blk|epi|          epi = a zero-size allocated header
+    allocated block                       free block (explicit list)
+    +--------+---------------+------+     +--------+------+------+--------+------+
+    | header | payload ...   |footer|     | header | next | prev |  ...   |footer|
+    | size|1 |               |size|1|     | size|0 | link | link |        |size|0|
+    +--------+---------------+------+     +--------+------+------+--------+------+
+    ^ block  ^ pointer (16-aligned)       ^ block                              ^ end
+    size = align_up(request + header + footer, alignment), at least min_block
+
+``footer`` = "free" keeps the footer in free blocks only (the allocated block says in its
+successor's header that it is in use, as dlmalloc does): allocated blocks then cost the
+header alone. An implicit list (``lists`` = "implicit") has no links: the "list" is every
+block of the heap in address order, found by walking the headers, so a free block needs
+only header + footer.
+
+Policies (Wilson's names):
+
+``placement``
+    first: the first block of the list that fits; next: the same, starting where the last
+    search stopped (the "rover", wrapping once); best: the smallest block that fits; worst:
+    the largest block.
+``order``
+    the order of the free list: address, lifo (a freed block goes to the front), fifo (to the
+    back) or size (ascending; first fit is then best fit). An implicit list is in address
+    order. Ties of best/worst fit go to the block that comes first in list order.
+``coalesce``
+    immediate: a freed block merges with free neighbours (boundary tags: the footer of the
+    block before, the header of the block after); deferred: freed blocks are merged in one
+    sweep over the heap when a request finds no fit (before the heap grows, and in
+    malloc_trim); none: never merged.
+
+A request takes the block found, splits off the tail as a free block when it is at least
+``min_block`` bytes (the tail keeps the block's place in a LIFO/FIFO list), else takes it
+whole. No fit: the heap grows by max(request, ``grow``) bytes (the CS:APP ``extend_heap``),
+the new block merging with a free last block. realloc grows into a free successor or shrinks
+in place (``realloc`` = "in-place"), or always moves (``realloc`` = "copy", the textbook
+``mm_realloc``). memalign takes a larger block and frees the unaligned lead.
+
+Costs in the simulation (the real list walk in brackets): first/next fit O(n/B + B) with
+n free blocks, B = 64, over an ordered list of buckets that each know their largest block (a
+max-size augmentation) [real: O(blocks scanned), up to O(n); implicit: O(all blocks)];
+best/worst fit O(log n) over a sorted list keyed by (size, list position) [real best fit
+scans the whole list unless it is a tree]; free O(log n) (immediate), O(1) (deferred, none),
+a deferred sweep O(n); realloc in place O(log n). The simulated search returns the same
+block as the real list walk would.
+
+Invariants (:meth:`SeqFit.check`): the blocks tile the heap from the first block to the
+epilogue; every block is a multiple of the alignment and at least min_block, every payload
+aligned; free blocks are exactly the blocks in the free index, with the right sizes and
+boundary tags; with immediate coalescing no two free blocks touch; the byte counters equal
+the sums; the index's own order and augmentation hold.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from itertools import count
+from typing import Any
+
+from sortedcontainers import SortedList
+
+from memsim.alloc.base import HeapUsage, register
+from memsim.alloc.classic import ClassicAllocator, option_error, power_of_two
+from memsim.kernel.abi import Syscalls
+from memsim.units import PAGE_SIZE, KiB
+
+__all__ = ["FitList", "SeqFit"]
+
+LINKS = 16                     # bytes of the next/prev links of an explicit free list
+_SHIFT = 48                    # composite keys: (primary << 48) | list position
+_POS_MAX = (1 << _SHIFT) - 1
+_SIZE_MAX = (1 << 62) - 1
+
+
+class FitList:
+    """Free blocks in list order, each bucket of keys knowing its largest block.
+
+    Keys are ints (the list position: an address, a sequence number, or size<<48|address);
+    :meth:`first_fit` returns the first block, in key order from an optional start key,
+    whose size is at least ``n``. Buckets hold up to ``2 * LOAD`` keys (sortedcontainers'
+    layout). Costs: insert/remove O(log n + B); first_fit O(n/B + B).
+    """
+
+    LOAD = 64
+
+    def __init__(self) -> None:
+        self.keys: list[list[int]] = []
+        self.sizes: list[list[int]] = []
+        self.maxes: list[int] = []
+        self.mins: list[int] = []          # first key of each bucket (for bisect)
+        self.n = 0
+
+    def __len__(self) -> int:
+        return self.n
+
+    def insert(self, key: int, size: int) -> None:
+        self.n += 1
+        mins = self.mins
+        if not mins:
+            self.keys.append([key])
+            self.sizes.append([size])
+            self.maxes.append(size)
+            mins.append(key)
+            return
+        j = bisect_right(mins, key) - 1
+        if j < 0:
+            j = 0
+            mins[0] = key
+        ks = self.keys[j]
+        i = bisect_left(ks, key)
+        ks.insert(i, key)
+        self.sizes[j].insert(i, size)
+        if size > self.maxes[j]:
+            self.maxes[j] = size
+        if len(ks) > 2 * self.LOAD:
+            half = self.LOAD
+            sz = self.sizes[j]
+            self.keys[j:j + 1] = [ks[:half], ks[half:]]
+            self.sizes[j:j + 1] = [sz[:half], sz[half:]]
+            self.maxes[j:j + 1] = [max(sz[:half]), max(sz[half:])]
+            mins[j:j + 1] = [ks[0], ks[half]]
+
+    def remove(self, key: int) -> int:
+        """Remove ``key``; returns its size."""
+        j = bisect_right(self.mins, key) - 1
+        ks = self.keys[j]
+        i = bisect_left(ks, key)
+        sz = self.sizes[j]
+        size = sz.pop(i)
+        del ks[i]
+        self.n -= 1
+        if not ks:
+            del self.keys[j], self.sizes[j], self.maxes[j], self.mins[j]
+            return size
+        if i == 0:
+            self.mins[j] = ks[0]
+        if size == self.maxes[j]:
+            self.maxes[j] = max(sz)
+        return size
+
+    def first_fit(self, n: int, start: int | None = None) -> int | None:
+        """The first key (>= ``start``) whose size is at least ``n``, or None."""
+        maxes = self.maxes
+        if start is None:
+            j0 = 0
+        else:
+            j0 = bisect_right(self.mins, start) - 1
+            if j0 < 0:
+                j0 = 0
+            elif maxes[j0] >= n:
+                ks = self.keys[j0]
+                sz = self.sizes[j0]
+                for i in range(bisect_left(ks, start), len(ks)):
+                    if sz[i] >= n:
+                        return ks[i]
+                j0 += 1
+        for j in range(j0, len(maxes)):
+            if maxes[j] >= n:
+                sz = self.sizes[j]
+                for i, s in enumerate(sz):
+                    if s >= n:
+                        return self.keys[j][i]
+        return None
+
+    def items(self) -> list[tuple[int, int]]:
+        return [(k, s) for ks, sz in zip(self.keys, self.sizes, strict=True)
+                for k, s in zip(ks, sz, strict=True)]
+
+    def check(self) -> None:
+        flat = [k for ks in self.keys for k in ks]
+        assert flat == sorted(flat) and len(set(flat)) == len(flat), "FitList keys out of order"
+        assert len(flat) == self.n, "FitList count"
+        for ks, sz, m, lo in zip(self.keys, self.sizes, self.maxes, self.mins, strict=True):
+            assert ks and len(ks) == len(sz) and max(sz) == m and lo == ks[0], "FitList bucket"
+
+
+_PLACEMENTS = ("first", "next", "best", "worst")
+_ORDERS = ("address", "lifo", "fifo", "size")
+_COALESCE = ("immediate", "deferred", "none")
+_LISTS = ("explicit", "implicit")
+_FOOTERS = ("all", "free")
+_REALLOC = ("in-place", "copy")
+
+
+@register("seqfit", "sequential fits, configurable: placement, list order, coalescing, "
+                    "header, alignment, min block, growth (default: first fit, address order)")
+class SeqFit(ClassicAllocator):
+    """A sequential-fit allocator; every policy and parameter is an option (module docstring).
+
+    Options: ``placement`` (first/next/best/worst), ``order`` (address/lifo/fifo/size),
+    ``coalesce`` (immediate/deferred/none), ``lists`` (explicit/implicit), ``footer``
+    (all/free), ``header`` (bytes, 0 = none), ``alignment``, ``min_block``, ``prologue``
+    (bytes of a prologue block), ``grow`` (heap growth step), ``mmap_threshold`` (None = never
+    mmap), ``realloc`` (in-place/copy).
+    """
+
+    defaults: dict[str, Any] = {
+        "placement": "first", "order": "address", "coalesce": "immediate",
+        "lists": "explicit", "footer": "all", "header": 8, "alignment": 16,
+        "min_block": 32, "prologue": 0, "grow": 64 * KiB, "mmap_threshold": None,
+        "realloc": "in-place",
+    }
+
+    def __init__(self, syscalls: Syscalls, **options: Any) -> None:
+        super().__init__(syscalls)
+        o = self.resolve_options(options)
+        self.options = o
+        cls = type(self)
+        for key, allowed in (("placement", _PLACEMENTS), ("order", _ORDERS),
+                             ("coalesce", _COALESCE), ("lists", _LISTS),
+                             ("footer", _FOOTERS), ("realloc", _REALLOC)):
+            if o[key] not in allowed:
+                raise option_error(cls, key, o[key], f"use one of {', '.join(allowed)}")
+        for key in ("header", "alignment", "min_block", "prologue", "grow"):
+            if not isinstance(o[key], int) or isinstance(o[key], bool) or o[key] < 0:
+                raise option_error(cls, key, o[key], "a number of bytes >= 0")
+        if not power_of_two(o["alignment"]):
+            raise option_error(cls, "alignment", o["alignment"], "a power of two")
+        mt = o["mmap_threshold"]
+        if mt is not None and (not isinstance(mt, int) or isinstance(mt, bool) or mt <= 0):
+            raise option_error(cls, "mmap_threshold", mt, "None or a number of bytes > 0")
+        self.placement: str = o["placement"]
+        self.order: str = o["order"]
+        self.coalesce: str = o["coalesce"]
+        self.implicit = o["lists"] == "implicit"
+        if self.implicit and self.order != "address":
+            raise option_error(cls, "order", self.order, "an implicit list is in address order")
+        self.alignment = o["alignment"]
+        self.hdr: int = o["header"]
+        self.ftr_free: int = self.hdr if self.coalesce != "none" or o["footer"] == "all" else 0
+        self.ftr_alloc: int = self.hdr if o["footer"] == "all" else 0
+        self.links = 0 if self.implicit else LINKS
+        need = max(self.hdr + self.links + self.ftr_free, self.hdr + self.ftr_alloc, 1)
+        self.min_block: int = o["min_block"]
+        if self.min_block < need or self.min_block % self.alignment:
+            raise option_error(cls, "min_block", self.min_block,
+                               f"a multiple of the alignment ({self.alignment}) and at least "
+                               f"{need} (header, links, footer)")
+        self.prologue: int = o["prologue"]
+        self.grow: int = max(o["grow"], self.min_block)
+        self.mmap_threshold: int | None = mt
+        self.copy_realloc = o["realloc"] == "copy"
+        self.epi = self.hdr                        # the epilogue: a zero-size header
+        # the heap
+        self.base = 0                              # the break before the first sbrk
+        self.heap_start = 0                        # the first block
+        self.heap_end = 0                          # the epilogue (end of the last block)
+        self.alloc_blocks: dict[int, int] = {}     # block -> size
+        self.free_blocks: dict[int, int] = {}      # block -> size
+        self.free_end: dict[int, int] = {}         # end of a free block -> block (footer)
+        self.in_use_bytes = 0
+        self.free_bytes = 0
+        # the free index
+        self.seq = count(1)
+        self.pos: dict[int, int] = {}              # block -> list position (lifo/fifo)
+        self.at_pos: dict[int, int] = {}           # list position -> block
+        self.rover = 0                             # next fit: where the last search stopped
+        best_worst = self.placement in ("best", "worst")
+        self.fits: FitList | None = None if best_worst else FitList()
+        self.sorted: SortedList | None = SortedList() if best_worst else None
+
+    # --- the free index ----------------------------------------------------------------------
+    def _position(self, blk: int, size: int) -> int:
+        """The list position of a free block (a key of the free index)."""
+        order = self.order
+        if order == "address":
+            return blk
+        if order == "size":
+            return (size << _SHIFT) | blk
+        p = self.pos.get(blk)
+        if p is None:
+            p = next(self.seq)
+            if order == "lifo":
+                p = _POS_MAX - p
+            self.pos[blk] = p
+            self.at_pos[p] = blk
+        return p
+
+    def _sorted_key(self, pos: int, size: int) -> int:
+        if self.placement == "best":
+            return (size << _SHIFT) | (pos & _POS_MAX)
+        return ((_SIZE_MAX - size) << _SHIFT) | (pos & _POS_MAX)
+
+    def _index_add(self, blk: int, size: int) -> None:
+        pos = self._position(blk, size)
+        if self.fits is not None:
+            self.fits.insert(pos, size)
+        else:
+            self.sorted.add(self._sorted_key(pos, size))  # type: ignore[union-attr]
+
+    def _index_remove(self, blk: int, size: int, keep_pos: bool = False) -> None:
+        order = self.order
+        if order == "address":
+            pos = blk
+        elif order == "size":
+            pos = (size << _SHIFT) | blk
+        else:
+            pos = self.pos[blk]
+            if not keep_pos:
+                del self.pos[blk]
+                del self.at_pos[pos]
+        if self.fits is not None:
+            self.fits.remove(pos)
+        else:
+            self.sorted.remove(self._sorted_key(pos, size))  # type: ignore[union-attr]
+
+    def _block_at(self, key: int) -> int:
+        order = self.order
+        if order == "address":
+            return key
+        if order == "size":
+            return key & _POS_MAX
+        return self.at_pos[key]
+
+    def _find(self, asize: int) -> int:
+        """The free block the policy picks for ``asize`` bytes, or 0."""
+        if self.fits is not None:
+            if self.placement == "next":
+                key = self.fits.first_fit(asize, self.rover)
+                if key is None:
+                    key = self.fits.first_fit(asize)
+            else:
+                key = self.fits.first_fit(asize)
+            return 0 if key is None else self._block_at(key)
+        sl = self.sorted
+        assert sl is not None
+        if not sl:
+            return 0
+        if self.placement == "best":
+            i = sl.bisect_left(asize << _SHIFT)
+            if i == len(sl):
+                return 0
+            key = sl[i]
+        else:
+            key = sl[0]
+            if _SIZE_MAX - (key >> _SHIFT) < asize:
+                return 0
+        return self._block_at(key & _POS_MAX)
+
+    # --- blocks -------------------------------------------------------------------------------
+    def _asize(self, size: int) -> int:
+        a = self.alignment
+        n = (size + self.hdr + self.ftr_alloc + a - 1) & -a
+        return n if n > self.min_block else self.min_block
+
+    def _add_free(self, blk: int, size: int, pos: int | None = None) -> None:
+        """Make [blk, blk+size) a free block: header, links, footer, index."""
+        self.free_blocks[blk] = size
+        self.free_end[blk + size] = blk
+        self.free_bytes += size
+        if pos is not None:                        # a split remainder keeps its list place
+            self.pos[blk] = pos
+            self.at_pos[pos] = blk
+        self._index_add(blk, size)
+        w = self.w
+        if self.hdr + self.links:
+            w(blk, self.hdr + self.links)
+        if self.ftr_free:
+            w(blk + size - self.ftr_free, self.ftr_free)
+
+    def _take_free(self, blk: int, keep_pos: bool = False) -> int:
+        size = self.free_blocks.pop(blk)
+        del self.free_end[blk + size]
+        self.free_bytes -= size
+        self._index_remove(blk, size, keep_pos)
+        return size
+
+    def _set_alloc(self, blk: int, size: int) -> None:
+        self.alloc_blocks[blk] = size
+        self.in_use_bytes += size
+        w = self.w
+        if self.hdr:
+            w(blk, self.hdr)
+        if self.ftr_alloc:
+            w(blk + size - self.ftr_alloc, self.ftr_alloc)
+
+    def _place(self, blk: int, asize: int) -> None:
+        """Allocate ``asize`` bytes at the start of free block ``blk`` (CS:APP ``place``)."""
+        order = self.order
+        keep = order == "lifo" or order == "fifo"
+        if self.placement == "next":               # the search goes on from here next time
+            self.rover = (blk if order == "address" else self.pos[blk] if keep
+                          else (self.free_blocks[blk] << _SHIFT) | blk)
+        bsize = self._take_free(blk, keep_pos=keep)
+        rest = bsize - asize
+        pos = None
+        if keep:
+            pos = self.pos.pop(blk)
+            del self.at_pos[pos]
+        if rest >= self.min_block:
+            self._add_free(blk + asize, rest, pos)
+            bsize = asize
+        self._set_alloc(blk, bsize)
+
+    def _release(self, blk: int, size: int) -> None:
+        """Turn the (no longer allocated) block into free space, coalescing by policy."""
+        if self.coalesce == "immediate":
+            nxt = blk + size
+            if nxt in self.free_blocks:
+                size += self._take_free(nxt)
+            prev = self.free_end.get(blk)
+            if prev is not None:
+                size += self._take_free(prev)
+                blk = prev
+            if self.placement == "next" and self.order == "address" and \
+                    blk < self.rover < blk + size:
+                self.rover = blk                   # CS:APP: the rover never points inside
+        self._add_free(blk, size)
+
+    # --- the heap -----------------------------------------------------------------------------
+    def _extend(self, asize: int) -> int:
+        """``extend_heap``: grow the heap by max(asize, grow) bytes; the new free block."""
+        a = self.alignment
+        inc = (max(asize, self.grow) + a - 1) & -a
+        if self.curbrk is None or not self.heap_start:
+            base = self.sbrk(0)
+            first = base + self.prologue + self.hdr
+            first = (first + a - 1) & -a
+            first -= self.hdr                      # the first payload is aligned
+            lead = first - base
+            if self.sbrk(lead + inc + self.epi) == -1:
+                return 0
+            self.base = base
+            self.heap_start = first
+            self.heap_end = first
+            if lead:
+                self.w(base, lead)                 # padding and prologue block
+        elif self.sbrk(inc) == -1:
+            return 0
+        blk = self.heap_end
+        self.heap_end = blk + inc
+        if self.epi:
+            self.w(self.heap_end, self.epi)        # the new epilogue header
+        if self.coalesce == "immediate" and blk in self.free_end:
+            prev = self.free_end[blk]
+            inc += self._take_free(prev)
+            blk = prev
+        self._add_free(blk, inc)
+        return blk
+
+    def _sweep(self) -> bool:
+        """Deferred coalescing: merge every run of free blocks (one pass over the heap)."""
+        merged = False
+        free_blocks = self.free_blocks
+        starts = [b for b in free_blocks if b not in self.free_end]
+        for blk in starts:
+            end = blk + free_blocks[blk]
+            if end not in free_blocks:
+                continue
+            total = self._take_free(blk)
+            while end in free_blocks:
+                s = self._take_free(end)
+                total += s
+                end += s
+            self._add_free(blk, total)
+            merged = True
+        if merged and self.placement == "next" and self.order == "address":
+            prev = max((b for b in free_blocks if b <= self.rover), default=None)
+            if prev is not None and prev < self.rover < prev + free_blocks[prev]:
+                self.rover = prev
+        return merged
+
+    # --- policy hooks --------------------------------------------------------------------------
+    def _malloc(self, size: int) -> int:
+        mt = self.mmap_threshold
+        if mt is not None and size >= mt:
+            return self.big_alloc(size, self.alignment, max(self.hdr, 16))
+        return self._heap_malloc(size)
+
+    def _heap_malloc(self, size: int) -> int:
+        if size > _SIZE_MAX >> 2:
+            return 0
+        asize = self._asize(size)
+        blk = self._find(asize)
+        if not blk:
+            if self.coalesce == "deferred" and self._sweep():
+                blk = self._find(asize)
+            if not blk:
+                blk = self._extend(asize)
+                if not blk:
+                    return 0
+        self._place(blk, asize)
+        return blk + self.hdr
+
+    def _free(self, ptr: int) -> None:
+        blk = ptr - self.hdr
+        size = self.alloc_blocks.pop(blk, None)
+        if size is None:
+            if ptr in self.big:
+                self.big_free(ptr)
+                return
+            raise self._misuse("free", ptr)
+        self.in_use_bytes -= size
+        self._release(blk, size)
+
+    def _usable(self, ptr: int) -> int:
+        size = self.alloc_blocks.get(ptr - self.hdr)
+        if size is None:
+            raise self._misuse("malloc_usable_size", ptr)
+        return size - self.hdr - self.ftr_alloc
+
+    def _shrink(self, blk: int, size: int, asize: int) -> None:
+        """Cut allocated block ``blk`` (``size`` bytes) to ``asize``, freeing the tail."""
+        if size - asize < self.min_block:
+            return
+        self.alloc_blocks[blk] = asize
+        self.in_use_bytes -= size - asize
+        if self.ftr_alloc:
+            self.w(blk + asize - self.ftr_alloc, self.ftr_alloc)
+        if self.hdr:
+            self.w(blk, self.hdr)
+        self._release(blk + asize, size - asize)
+
+    def _resize(self, ptr: int, size: int) -> bool:
+        if self.copy_realloc:
+            return False
+        blk = ptr - self.hdr
+        cur = self.alloc_blocks[blk]
+        asize = self._asize(size)
+        if asize <= cur:
+            self._shrink(blk, cur, asize)
+            return True
+        nxt = blk + cur
+        ns = self.free_blocks.get(nxt)
+        if ns is None or cur + ns < asize:
+            return False
+        self._take_free(nxt)
+        total = cur + ns
+        self.alloc_blocks[blk] = total
+        self.in_use_bytes += ns
+        if total - asize >= self.min_block:
+            self._shrink(blk, total, asize)
+        else:
+            if self.hdr:
+                self.w(blk, self.hdr)
+            if self.ftr_alloc:
+                self.w(blk + total - self.ftr_alloc, self.ftr_alloc)
+        return True
+
+    def _memalign(self, alignment: int, size: int) -> int:
+        mt = self.mmap_threshold
+        if mt is not None and size >= mt:
+            return self.big_alloc(size, alignment, max(self.hdr, 16))
+        mb = self.min_block
+        p = self._heap_malloc(size + alignment + mb)
+        if not p:
+            return 0
+        blk = p - self.hdr
+        bsize = self.alloc_blocks[blk]
+        q = (p + alignment - 1) & -alignment
+        while 0 < q - p < mb:
+            q += alignment
+        if q != p:
+            lead = q - p
+            del self.alloc_blocks[blk]
+            self.in_use_bytes -= bsize
+            blk2 = blk + lead
+            bsize -= lead
+            self._set_alloc(blk2, bsize)
+            self._release(blk, lead)
+            blk = blk2
+        self._shrink(blk, bsize, self._asize(size))
+        return q
+
+    # --- trimming -------------------------------------------------------------------------
+    def malloc_trim(self, pad: int) -> int:
+        """Give the free end of the heap back with a negative sbrk, keeping ``pad`` bytes."""
+        if self.coalesce == "deferred":
+            self._sweep()
+        last = self.free_end.get(self.heap_end)
+        if last is None:
+            return 0
+        size = self.free_blocks[last]
+        a = self.alignment
+        keep = (pad + a - 1) & -a
+        if keep and keep < self.min_block:
+            keep = self.min_block
+        release = (size - keep) & ~(PAGE_SIZE - 1)
+        if 0 < size - release < self.min_block:
+            release -= PAGE_SIZE
+        if release <= 0:
+            return 0
+        self._take_free(last)
+        if self.sbrk(-release) == -1:
+            self._add_free(last, size)
+            return 0
+        self.heap_end -= release
+        if self.epi:
+            self.w(self.heap_end, self.epi)
+        if size - release:
+            self._add_free(last, size - release)
+        if self.placement == "next" and self.order == "address" and self.rover > self.heap_end:
+            self.rover = 0
+        return 1
+
+    # --- accounting -----------------------------------------------------------------------------
+    def usage(self) -> HeapUsage:
+        """in_use: allocated blocks (headers, footers, padding) and big mappings; free: free
+        blocks but the last; top: a free block ending at the epilogue; overhead: padding,
+        prologue, epilogue, brk slack, big-mapping leads."""
+        top = 0
+        last = self.free_end.get(self.heap_end) if self.heap_start else None
+        if last is not None:
+            top = self.free_blocks[last]
+        heap_total = (self.curbrk - self.base) if self.heap_start else 0
+        lead = self.big_lead()
+        overhead = (heap_total - (self.heap_end - self.heap_start)) if self.heap_start else 0
+        return HeapUsage(in_use=self.in_use_bytes + self.big_bytes - lead,
+                         free=self.free_bytes - top, top=top, overhead=overhead + lead,
+                         total=heap_total + self.big_bytes)
+
+    def check(self) -> None:
+        self.check_big()
+        a = self.alignment
+        alloc, free = self.alloc_blocks, self.free_blocks
+        if not self.heap_start:
+            assert not alloc and not free, "blocks without a heap"
+            return
+        assert self.curbrk is not None and self.curbrk >= self.heap_end + self.epi, "brk"
+        assert (self.heap_start + self.hdr) % a == 0, "first payload misaligned"
+        blk = self.heap_start
+        nfree = nalloc = 0
+        prev_free = False
+        while blk < self.heap_end:
+            size = alloc.get(blk)
+            is_free = size is None
+            if is_free:
+                size = free.get(blk)
+                assert size is not None, f"no block at {blk:#x}"
+                assert self.free_end.get(blk + size) == blk, f"footer of {blk:#x}"
+                nfree += 1
+                if self.coalesce == "immediate":
+                    assert not prev_free, f"free blocks touch at {blk:#x}"
+            else:
+                nalloc += 1
+            assert size >= self.min_block and size % a == 0, f"block {blk:#x} size {size}"
+            prev_free = is_free
+            blk += size
+        assert blk == self.heap_end, "blocks do not end at the epilogue"
+        assert nfree == len(free) == len(self.free_end), "free blocks outside the heap walk"
+        assert nalloc == len(alloc), "allocated blocks outside the heap walk"
+        assert self.in_use_bytes == sum(alloc.values()), "in_use_bytes"
+        assert self.free_bytes == sum(free.values()), "free_bytes"
+        if self.fits is not None:
+            self.fits.check()
+            got = sorted((self._block_at(k), s) for k, s in self.fits.items())
+        else:
+            sl = self.sorted
+            assert sl is not None
+            sl._check()
+            got = []
+            for k in sl:
+                size = k >> _SHIFT
+                if self.placement == "worst":
+                    size = _SIZE_MAX - size
+                got.append((self._block_at(k & _POS_MAX), size))
+            got.sort()
+        assert got == sorted(free.items()), "the free index disagrees with the free blocks"
+        if self.order in ("lifo", "fifo"):
+            assert set(self.pos) == set(free), "list positions of non-free blocks"
+            assert all(self.at_pos[p] == b for b, p in self.pos.items()), "at_pos"
+
+
+def _named(name: str, description: str, **overrides: Any) -> type[SeqFit]:
+    """Register a named configuration of SeqFit (its own defaults, same options)."""
+    defaults = dict(SeqFit.defaults)
+    defaults.update(overrides)
+    cls = type(name.replace("-", "_").title().replace("_", ""), (SeqFit,),
+               {"defaults": defaults, "__doc__": f"SeqFit preset {name!r}: {description}.",
+                "__module__": __name__})
+    return register(name, description)(cls)
+
+
+FirstFit = _named("first-fit", "first fit, explicit free list in address order, immediate "
+                  "coalescing (boundary tags)")
+NextFit = _named("next-fit", "next fit (roving pointer), address-ordered explicit list, "
+                 "immediate coalescing", placement="next")
+BestFit = _named("best-fit", "best fit over a size-ordered tree, address tie-break, "
+                 "immediate coalescing", placement="best")
+WorstFit = _named("worst-fit", "worst fit (largest free block), immediate coalescing",
+                  placement="worst")
+FirstFitLifo = _named("first-fit-lifo", "first fit over a LIFO explicit free list, immediate "
+                      "coalescing", order="lifo")
+FirstFitFifo = _named("first-fit-fifo", "first fit over a FIFO explicit free list, immediate "
+                      "coalescing", order="fifo")
+ImplicitFirstFit = _named("implicit-first-fit", "first fit over an implicit list (CS:APP "
+                          "boundary tags, header+footer per block)", lists="implicit",
+                          min_block=16)
+DeferredFirstFit = _named("deferred-first-fit", "first fit, address order, coalescing "
+                          "deferred until a request finds no fit", coalesce="deferred")
