@@ -619,20 +619,22 @@ class MM:
     # munmap
     # ------------------------------------------------------------------------------------
     def sys_munmap(self, addr: int, length: int) -> int:
-        """``munmap``: 0 or -errno (``do_vmi_munmap``)."""
+        """``munmap``: 0 or -errno."""
         self._alive()
-        addr &= U64
-        length &= U64
-        if addr & (PAGE_SIZE - 1) or addr > TASK_SIZE or length > TASK_SIZE - addr:
-            return -EINVAL
-        end = addr + _page_align64(length)
-        if end == addr:
-            return -EINVAL
         try:
-            self._unmap_range(addr, end)
+            self._do_munmap(addr & U64, length & U64)
         except _Fail as e:
             return -e.err
         return 0
+
+    def _do_munmap(self, addr: int, length: int) -> None:
+        """``do_vmi_munmap``: validate the range, then unmap it (also used by mremap)."""
+        if addr & (PAGE_SIZE - 1) or addr > TASK_SIZE or length > TASK_SIZE - addr:
+            raise _Fail(EINVAL)
+        end = addr + _page_align64(length)
+        if end == addr:
+            raise _Fail(EINVAL)
+        self._unmap_range(addr, end)
 
     def _unmap_range(self, start: int, end: int, uncharge: bool = True,
                      check_count: bool = True) -> None:
@@ -650,8 +652,7 @@ class MM:
                 raise _Fail(ENOMEM)
             tree.split(first, start)
         last = tree.find_vma(end - 1)
-        assert last is not None
-        if last.vm_start < end < last.vm_end:
+        if last is not None and last.vm_start < end < last.vm_end:
             tree.split(last, end)
         i = tree.index_of_find(start)
         j = i
@@ -880,7 +881,7 @@ class MM:
         if new_len == old_len:
             return addr
         if new_len < old_len:                           # shrink_vma
-            self._unmap_range(addr + new_len, addr + old_len)
+            self._do_munmap(addr + new_len, old_len - new_len)
             return addr
         delta = new_len - old_len
         # expand: in place if the VMA ends here and the space above is free
@@ -916,13 +917,13 @@ class MM:
         """``mremap_to``: MREMAP_FIXED (unmap the target first) or MREMAP_DONTUNMAP (new_addr
         is only a hint), shrink first, then ``move_vma``."""
         if flags & MREMAP_FIXED:
-            self._unmap_range(new_addr, new_addr + new_len)
+            self._do_munmap(new_addr, new_len)
             v = self.tree.vma_lookup(addr)
             if v is None:
                 raise _Fail(EFAULT)
             vma = v
         if new_len < old_len:
-            self._unmap_range(addr + new_len, addr + old_len)
+            self._do_munmap(addr + new_len, old_len - new_len)
             old_len = new_len
             v = self.tree.vma_lookup(addr)
             if v is None:
