@@ -42,6 +42,7 @@ examples:
   memsim verify-kernel zero_page_then_write -v
   memsim verify-kernel --file prog.ops
   memsim verify-kernel --random 42 --ops 500 --json
+  memsim verify-kernel --api process
 """
 
 
@@ -55,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run a seeded random program (repeatable)")
     parser.add_argument("--ops", type=int, default=250, metavar="N",
                         help="ops per random program (default 250)")
+    parser.add_argument("--api", choices=("syscall", "process"), default="syscall",
+                        help="drive the simulator through its raw syscalls (default) or "
+                             "through the memsim.Process methods")
     parser.add_argument("-v", "--verbose", action="store_true",
                         help="print the side-by-side table of every program, not only failures")
     add_output_arguments(parser)
@@ -91,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     if mode != "json":
         print(f"{'program':<32} {'ops':>5} {'marks':>6}  result")
     for name, text in programs:
-        report = compare_kernel(text)
+        report = compare_kernel(text, api=args.api)
         all_ok &= report.ok
         if mode == "json":
             results.append({"program": name, **report.to_dict()})
