@@ -227,6 +227,17 @@ def test_installed_script_runs_as_a_subprocess() -> None:
                           timeout=60, stdin=subprocess.DEVNULL)
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
+    # `memsim run ... | head -1` with more output than a pipe holds: the reader goes away
+    # early; no traceback, no complaint
+    with subprocess.Popen([str(script), "run", "-e", "; ".join(["mark"] * 3000)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          stdin=subprocess.DEVNULL, env=env) as child:
+        assert child.stdout is not None and child.stderr is not None
+        assert child.stdout.readline().startswith(b"pid ")
+        child.stdout.close()
+        err = child.stderr.read()
+        assert child.wait(timeout=60) == 1
+    assert err == b""
 
 
 # --- shared helpers -------------------------------------------------------------------------
