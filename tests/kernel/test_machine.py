@@ -284,8 +284,9 @@ def test_swap_in_is_a_major_fault_and_frees_the_slot() -> None:
 
 # --- reclaim and OOM under random load: invariants only -----
 
-op_st = st.tuples(st.sampled_from(["fault", "zap", "move"]), st.integers(0, 1),
-                  st.integers(0, 60), st.integers(1, 20), st.booleans())
+op_st = st.tuples(st.sampled_from(["fault", "zap", "move", "thp"]), st.integers(0, 1),
+                  st.one_of(st.integers(0, 60), st.integers(500, 1100)),
+                  st.integers(1, 20), st.booleans())
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -293,7 +294,7 @@ op_st = st.tuples(st.sampled_from(["fault", "zap", "move"]), st.integers(0, 1),
        st.lists(op_st, max_size=40))
 def test_random_pressure_keeps_every_invariant(policy: str, swap: int,
                                                ops: list[tuple[str, int, int, int, bool]]) -> None:
-    m = Machine(ram=40 * PAGE_SIZE, swap=swap * PAGE_SIZE, replacement=policy,
+    m = Machine(ram=1500 * PAGE_SIZE, swap=swap * 64 * PAGE_SIZE, replacement=policy,
                 min_free_kbytes=16)
     tasks = [FakeTask(m, 10), FakeTask(m, 11)]
     for op, who, page, n, flag in ops:
@@ -304,6 +305,8 @@ def test_random_pressure_keeps_every_invariant(policy: str, swap: int,
         try:
             if op == "fault":
                 t.pt.fault(a, n * PAGE_SIZE, write=flag, file_backed=not flag and page % 2 == 0)
+            elif op == "thp":
+                t.pt.fault(a, n * 64 * PAGE_SIZE, write=flag, thp=(BASE, BASE + 4 * MiB))
             elif op == "zap":
                 t.pt.zap(a, a + n * PAGE_SIZE, reclaim_pt=flag)
             else:
@@ -396,3 +399,15 @@ def test_the_page_being_faulted_is_never_its_own_reclaim_victim() -> None:
     assert (t.pt.anon_pages, t.pt.file_pages) == (1, 2)
     assert t.pt.translate(BASE).state == "frame" and not t.pt.translate(BASE).file  # type: ignore
     m.check()
+
+
+def test_check_catches_a_swap_slot_owned_twice() -> None:
+    m = Machine(ram=(2 + 3 + 2) * PAGE_SIZE, swap=4 * PAGE_SIZE, min_free_kbytes=0)
+    t = FakeTask(m, 1)
+    t.pt.fault(BASE, 4 * PAGE_SIZE, write=True)            # two pages end up in swap
+    m.check()
+    i = next(k for k, v in enumerate(t.pt.ptes.values) if v[0] == 3)   # a SWAP extent
+    v = t.pt.ptes.values[i]
+    t.pt.ptes.values[i] = (v[0], m._free_swap.starts[0] - 1 if v[1] else v[1] + 1, v[2], v[3])
+    with pytest.raises(AssertionError):
+        m.check()
