@@ -14,7 +14,8 @@ Physical frames (PFN = page frame number, frame ``n`` is bytes ``n*4096 .. n*409
         zero     page of one process (anon or file), or a page-table page of one process
         page
 
-Frames are given out from the free-PFN extent set lowest PFN first, as runs: a fault on a
+PFN 0 stands for the zero page (the real one sits at some kernel PFN). Frames are given out
+from the free-PFN extent set lowest PFN first, as runs: a fault on a
 fresh 1 GiB range gets one contiguous run of 262144 frames when the free set has one, so a
 resident extent of a page table stays one extent. Nothing is ever kept per frame: a TiB costs
 what a MiB costs. Swap slots are numbered and handed out the same way.
@@ -41,8 +42,8 @@ File pages (the image's text/data) are dropped. Page-table pages are never recla
 victim order is the replacement policy chosen at construction:
 
 * ``"fifo"``: oldest *loaded* page first (load = first fault or swap-in).
-* ``"lru"``: least recently *accessed* page first (exact at the granularity of fault calls:
-  the pages of one ``fault()`` call share one time stamp and go in address order).
+* ``"lru"``: least recently *accessed* page first, exact per page, except that the pages
+  touched by one ``fault()`` call share one time stamp (among them: address order).
 * ``"clock"``: second chance over the PTE accessed bit (``folio_referenced``): the oldest loaded
   page with A set has A cleared and goes to the tail; the first one found with A clear is evicted.
 
@@ -59,7 +60,7 @@ single page touched last: an access covering a whole extent is re-stamped in pla
 splits the extent, so state grows to (at worst) one extent per page accessed out of order.
 Exact LRU costs state proportional to the pages touched, and only when swap is configured.
 Measured: 64 MiB heap, 16-byte writes at random addresses: about 2 M accesses/s with FIFO or
-clock, about 125 k/s with LRU (16 k extents).
+clock, about 100 k/s with LRU (16 k extents), on this 2-CPU machine.
 
 Transparent huge pages: ``thp`` is the sysfs ``enabled`` knob (``always``/``madvise``/
 ``never``, read by mm to decide which VMAs may use them) and ``thp_use_zero_page`` the
