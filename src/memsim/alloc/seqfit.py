@@ -214,7 +214,10 @@ class SeqFit(ClassicAllocator):
 
     def __init__(self, syscalls: Syscalls, **options: Any) -> None:
         super().__init__(syscalls)
-        o = self.resolve_options(options)
+        self._configure(self.resolve_options(options))
+
+    def _configure(self, o: dict[str, Any]) -> None:
+        """Validate the options (every key of ``SeqFit.defaults``) and set up the heap."""
         self.options = o
         cls = type(self)
         for key, allowed in (("placement", _PLACEMENTS), ("order", _ORDERS),
@@ -314,6 +317,22 @@ class SeqFit(ClassicAllocator):
             self.fits.remove(pos)
         else:
             self.sorted.remove(self._sorted_key(pos, size))  # type: ignore[union-attr]
+
+    def _index_items(self) -> list[tuple[int, int]]:
+        """(block, size) of every block in the free index, after checking the index."""
+        if self.fits is not None:
+            self.fits.check()
+            return [(self._block_at(k), s) for k, s in self.fits.items()]
+        sl = self.sorted
+        assert sl is not None
+        sl._check()
+        got = []
+        for k in sl:
+            size = k >> _SHIFT
+            if self.placement == "worst":
+                size = _SIZE_MAX - size
+            got.append((self._block_at(k & _POS_MAX), size))
+        return got
 
     def _block_at(self, key: int) -> int:
         order = self.order
@@ -652,20 +671,7 @@ class SeqFit(ClassicAllocator):
         assert nalloc == len(alloc), "allocated blocks outside the heap walk"
         assert self.in_use_bytes == sum(alloc.values()), "in_use_bytes"
         assert self.free_bytes == sum(free.values()), "free_bytes"
-        if self.fits is not None:
-            self.fits.check()
-            got = sorted((self._block_at(k), s) for k, s in self.fits.items())
-        else:
-            sl = self.sorted
-            assert sl is not None
-            sl._check()
-            got = []
-            for k in sl:
-                size = k >> _SHIFT
-                if self.placement == "worst":
-                    size = _SIZE_MAX - size
-                got.append((self._block_at(k & _POS_MAX), size))
-            got.sort()
+        got = sorted(self._index_items())
         assert got == sorted(free.items()), "the free index disagrees with the free blocks"
         if self.order in ("lifo", "fifo"):
             assert set(self.pos) == set(free), "list positions of non-free blocks"
