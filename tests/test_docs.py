@@ -7,7 +7,8 @@ may use names an earlier one defined):
 - ```` ```pycon ```` blocks (``>>>`` sessions) are run with doctest: the printed output must
   match (``...`` matches anything, whitespace is normalised).
 - ```` ```console ```` blocks: every line ``$ memsim ...`` is run in-process through
-  ``memsim.cli.main`` and must exit 0 (anything after a ``|`` or ``>`` is not run). Commands
+  ``memsim.cli.main`` and must exit 0 (anything after a ``|`` or ``>`` is not run); the
+  lines shown under it must appear in its output, in order (``...`` skips lines). Commands
   that need a C compiler, real programs or their traces (``record``, ``verify-kernel``,
   ``replay``, ``check``) are skipped here: their own tests run them.
 
@@ -116,24 +117,56 @@ def _run_pycon(block: Block, namespace: dict[str, object]) -> None:
         pytest.fail(f"{block.where()}: the session's output differs:\n" + "".join(out))
 
 
+def _console_commands(code: str) -> list[tuple[str, list[str]]]:
+    """``$ ...`` lines of a console block, each with the output lines shown under it."""
+    commands: list[tuple[str, list[str]]] = []
+    for line in code.splitlines():
+        if line.startswith("$ "):
+            commands.append((line[2:], []))
+        elif commands and line.strip():
+            commands[-1][1].append(line.rstrip())
+    return commands
+
+
+def _argv(command: str) -> list[str]:
+    """The words of a shell command up to its first pipe or redirection."""
+    lexer = shlex.shlex(command, posix=True, punctuation_chars="|<>&;")
+    lexer.whitespace_split = True
+    argv: list[str] = []
+    for token in lexer:
+        if token and all(c in "|<>&;" for c in token):
+            break
+        argv.append(token)
+    return argv
+
+
 def _run_console(block: Block, capsys: pytest.CaptureFixture[str]) -> None:
     from memsim.cli import main
 
-    for line in block.code.splitlines():
-        if not line.startswith("$ memsim"):
-            continue
-        lexer = shlex.shlex(line[2:], posix=True, punctuation_chars="|<>&;")
-        lexer.whitespace_split = True
-        argv: list[str] = []
-        for token in lexer:
-            if token and all(c in "|<>&;" for c in token):
-                break
-            argv.append(token)
-        if len(argv) > 1 and argv[1] in NOT_RUN_COMMANDS:
+    for command, shown in _console_commands(block.code):
+        argv = _argv(command)
+        if not argv or argv[0] != "memsim" or (len(argv) > 1 and argv[1] in NOT_RUN_COMMANDS):
             continue
         status = main(argv[1:])
-        _, err = capsys.readouterr()
-        assert status == 0, f"{block.where()}: `{line[2:]}` exited {status}: {err}"
+        out, err = capsys.readouterr()
+        assert status == 0, f"{block.where()}: `{command}` exited {status}: {err}"
+        _check_shown_output(block, command, shown, out)
+
+
+def _check_shown_output(block: Block, command: str, shown: list[str], out: str) -> None:
+    """Every line shown under a command must appear in its output, in that order ("..."
+    stands for lines left out; spaces are compared loosely)."""
+    actual = [" ".join(line.split()) for line in out.splitlines()]
+    i = 0
+    for want in shown:
+        if want.strip() == "...":
+            continue
+        w = " ".join(want.split())
+        while i < len(actual) and w not in actual[i]:
+            i += 1
+        assert i < len(actual), (f"{block.where()}: `{command}` did not print {want.strip()!r} "
+                                 f"(in this order)")
+        i += 1
 
 
 # --- the set-up commands ----------------------------------------------------------------------
