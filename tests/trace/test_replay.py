@@ -466,3 +466,29 @@ def test_cli_usage_errors(trace: Path, tmp_path: Path, capsys: pytest.CaptureFix
     status, _, err = run_main(capsys, "replay", str(trace), "--emit-trace", "-",
                               "--emit-syscalls", "-")
     assert status == 2
+
+
+def test_cli_reads_standard_input_and_writes_the_trace_to_stdout(
+        trace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = trace.read_bytes()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(data)))
+    status, out, err = run_main(capsys, "replay", "-", "--emit-trace", "-", "--plain")
+    assert status == 0 and "RssAnon" in err          # the summary moves to stderr
+    emitted = tmp = trace.parent / "from-stdout.trace"
+    tmp.write_text(out)
+    assert len(calls_of(emitted)) == len(calls_of(trace))
+
+
+def test_progress_only_on_a_terminal_and_never_on_stdout(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    from memsim.cli.replay import progress_callback
+
+    with progress_callback("replaying x") as cb:      # stderr is not a terminal here
+        assert cb is None
+    with progress_callback("replaying x", enabled=True) as cb:
+        assert cb is not None
+        for done in range(0, 4 * PROGRESS_EVERY, PROGRESS_EVERY):
+            cb(done)
+    out, _ = capsys.readouterr()
+    assert out == ""
