@@ -227,6 +227,7 @@ def _load_builtin() -> None:
     import memsim.alloc.glibc  # noqa: F401
     import memsim.alloc.segfit  # noqa: F401
     import memsim.alloc.seqfit  # noqa: F401
+    import memsim.alloc.sizeclass  # noqa: F401
 
 
 def get(name: str) -> type[Allocator]:
