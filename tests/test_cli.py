@@ -510,3 +510,12 @@ def test_run_oom_kill_exits_137(capsys: pytest.CaptureFixture[str]) -> None:
                               "-e", "m = mmap 1G rw; write m 1G every=4k")
     assert status == 128 + 9
     assert "killed by SIGKILL" in out
+
+
+def test_run_stack_limit_relative_to_vmstk(capsys: pytest.CaptureFixture[str]) -> None:
+    prog = "setrlimit stack +64k +64k; write stack-32k; mark grown; write stack-128k"
+    status, out, _ = run_main(capsys, "run", "--json", "-e", prog)
+    assert status == 139
+    steps = json.loads(out)["steps"]
+    assert steps[2]["delta_kB"]["VmStk"] == 32
+    assert steps[3]["result"] == "killed" and "SEGV_MAPERR" in steps[3]["value"]

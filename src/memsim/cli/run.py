@@ -7,7 +7,7 @@ under ``memsim verify-kernel``, which checks them against the real kernel)::
     write h 64k                   # user code stores to every byte
     m = mmap 1G rw                # m = the address mmap returned
     write m 64M every=4k          # one store per page
-    mark touched                  # print VmSize, VmData, VmRSS, RssAnon, VmPTE here
+    mark touched                  # print VmSize, VmData, VmStk, VmRSS, RssAnon, VmPTE here
     munmap m 1G
 
 Each op is printed with its result, the way strace shows a call: the address or value it
@@ -51,10 +51,11 @@ op returned, the status at each 'mark', and the final /proc/PID/status and /proc
 ops (ADDR is a name, a number, or name+SIZE; SIZE is 4096, 0x1000, 64k, 2M, 1G, 1T):
   [NAME =] sbrk INCREMENT            [NAME =] brk ADDR
   [NAME =] mmap LENGTH PROT [addr=ADDR] [fixed] [noreplace] [noreserve] [shared] [populate]
+                                     [growsdown] [stack]
   munmap ADDR LENGTH                 mprotect ADDR LENGTH PROT     (PROT: none, r, rw, rwx)
   [NAME =] mremap ADDR OLD NEW [maymove] [fixed=ADDR]
   madvise ADDR LENGTH dontneed|free  write|read ADDR [LENGTH] [every=STEP]
-  setrlimit data|as|stack SOFT HARD  (inf, SIZE, or +SIZE = current use + SIZE)
+  setrlimit data|as|stack SOFT HARD  (inf, SIZE, or +SIZE = VmData/VmSize/VmStk + SIZE)
   mark [LABEL]                       print the status fields here
 'brk0' is the initial break and 'stack' the start of the [stack] VMA. '#' starts a comment;
 with -e, ';' separates ops too. Exit status 139 if the process dies of SIGSEGV.
@@ -66,7 +67,7 @@ examples:
 """
 
 #: Status fields printed at each mark (kB); VmSwap too when the machine has swap.
-MARK_FIELDS: tuple[str, ...] = ("VmSize", "VmData", "VmRSS", "RssAnon", "VmPTE")
+MARK_FIELDS: tuple[str, ...] = ("VmSize", "VmData", "VmStk", "VmRSS", "RssAnon", "VmPTE")
 #: Memory lines of the final /proc/PID/status.
 STATUS_PREFIXES: tuple[str, ...] = ("Vm", "Rss", "Huge")
 
@@ -275,7 +276,8 @@ def _step(proc: Process, sys_: Any, names: _Names, op: Op) -> int | None:
         return int(sys_.sys_madvise(a, op.length, op.advice))
     if k == "setrlimit":
         status = proc.status()
-        base = 1024 * int(status["VmData"] if op.resource == "data" else status["VmSize"])
+        field = {"data": "VmData", "stack": "VmStk"}.get(op.resource, "VmSize")
+        base = 1024 * int(status[field])            # "+SIZE" is relative to current use
 
         def limit(lim: Any) -> int | None:
             if lim.mode == "inf":
