@@ -813,18 +813,29 @@ def check(trace: Source, allocator: str = "glibc", *, options: Mapping[str, Any]
     return res
 
 
+def _context_line(call: Call, sim_a: int, got: int, kind: str | None) -> str:
+    """One line of the context before a divergence."""
+    op, a, b, ret, _tid, lineno = call
+    text = format_call_line(op, a, b, ret)
+    if op == "f":
+        return f"{lineno:>9}  {text:<40} sim free({sim_a:#x})"
+    return f"{lineno:>9}  {text:<40} sim {got:#x}" + ("  DIFFERS" if kind else "")
+
+
 def _check_loop(rep: Replayer, calls: Iterable[Call], res: CheckResult, keep_going: bool,
                 context: int, progress: Callable[[int], None] | None) -> None:
-    recent: deque[str] = deque(maxlen=context or 1)
+    # The context keeps raw tuples; text is made only at the first divergence.
+    recent: deque[tuple[Call, int, int, str | None]] = deque(maxlen=context or 1)
+    push = recent.append
     brk0 = rep.brk0 or 0
     mm = rep.mm
     start_brk = rep.start_brk
     step = rep.step
+    compared = matched = heap_matched = null_matched = 0
     n = 0
     t0 = time.perf_counter()
     try:
         for call in calls:
-            op, a, b, ret, _tid, lineno = call
             r = step(call)
             n += 1
             if progress is not None and not n % PROGRESS_EVERY:
@@ -832,51 +843,56 @@ def _check_loop(rep: Replayer, calls: Iterable[Call], res: CheckResult, keep_goi
             if r is None:
                 continue
             sim_a, got = r
-            text = format_call_line(op, a, b, ret)
+            op = call[0]
             if op == "f":
-                if context:
-                    recent.append(f"{lineno:>9}  {text:<40} sim free({sim_a:#x})")
+                push((call, sim_a, 0, None))
                 continue
-            res.compared += 1
-            kind = None
+            compared += 1
+            ret = call[3]
             if got == ret:
-                if ret == 0:
-                    res.null_matched += 1
+                matched += 1
+                if ret:
+                    heap_matched += 1
                 else:
-                    res.heap_matched += 1
-            else:
-                sim_mmapped = not start_brk <= got < mm.brk
-                real_mmapped = not brk0 <= ret < _heap_span(rep)
-                if got == 0 or ret == 0:
-                    kind = "null"
-                elif sim_mmapped and real_mmapped:
-                    res.mmap_matched += 1
-                elif sim_mmapped:
-                    kind = "heap/mmap"
-                elif real_mmapped:
-                    kind = "mmap/heap"
-                else:
-                    kind = "address"
-            if kind is None:
-                res.matched += 1
-                if context:
-                    recent.append(f"{lineno:>9}  {text:<40} sim {got:#x}")
+                    null_matched += 1
+                push((call, sim_a, got, None))
                 continue
-            res.mismatched += 1
-            if len(res.divergences) < DIVERGENCE_EXAMPLES:
-                res.divergences.append((lineno, text, kind))
-            if res.first is None:
-                res.first = Divergence(lineno, text, ret, got, kind,
-                                       list(recent)[-context:] if context else [],
-                                       heap_dump(rep.alloc))
-                res.first_index = n
-                if not keep_going:
-                    res.stopped = True
-                    break
-            if context:
-                recent.append(f"{lineno:>9}  {text:<40} sim {got:#x}  DIFFERS")
+            sim_mmapped = not start_brk <= got < mm.brk
+            real_mmapped = not brk0 <= ret < _heap_span(rep)
+            kind: str | None
+            if got == 0 or ret == 0:
+                kind = "null"
+            elif sim_mmapped and real_mmapped:
+                kind = None
+                res.mmap_matched += 1
+                matched += 1
+            elif sim_mmapped:
+                kind = "heap/mmap"
+            elif real_mmapped:
+                kind = "mmap/heap"
+            else:
+                kind = "address"
+            if kind is not None:
+                res.mismatched += 1
+                lineno = call[5]
+                text = format_call_line(op, call[1], call[2], ret)
+                if len(res.divergences) < DIVERGENCE_EXAMPLES:
+                    res.divergences.append((lineno, text, kind))
+                if res.first is None:
+                    before = [_context_line(*c) for c in recent] if context else []
+                    res.first = Divergence(lineno, text, ret, got, kind, before,
+                                           heap_dump(rep.alloc))
+                    res.first_index = n
+                    if not keep_going:
+                        res.stopped = True
+                        break
+            push((call, sim_a, got, kind))
     finally:
         rep.seconds += time.perf_counter() - t0
+        res.compared += compared
+        res.matched += matched
+        res.heap_matched += heap_matched
+        res.null_matched += null_matched
 
 
 def _heap_before(trace: Source, allocator: str, options: Mapping[str, Any] | None,
