@@ -265,8 +265,12 @@ class Model:
                         self.pages[p] = self.huge[b]
                     self.pgfault += 1
         for p in range(a, end, PAGE_SIZE):
-            if write and self.huge.get(p // PMD_SIZE) == "zero":
-                del self.huge[p // PMD_SIZE]      # split of the huge zero page
+            b = p // PMD_SIZE
+            if write and self.huge.get(b) == "zero":    # do_huge_zero_wp_pmd: a fresh THP
+                self.huge[b] = "anon"
+                for q in range(b * PMD_SIZE, (b + 1) * PMD_SIZE, PAGE_SIZE):
+                    self.pages[q] = "anon"
+                self.pgfault += 1
             self.pud.add(p // PGDIR_SIZE)
             self.pmd.add(p // PUD_SIZE)
             self.pte.add(p // PMD_SIZE)
@@ -533,15 +537,21 @@ def test_thp_needs_the_whole_block_in_the_vma_and_an_empty_pmd() -> None:
     assert pt.huge_anon_pages == 0 and pt.anon_pages == 2     # PMD not empty: 4 KiB
 
 
-def test_thp_read_maps_the_huge_zero_page_and_a_write_splits_it() -> None:
+def test_thp_read_maps_the_huge_zero_page_and_a_write_replaces_it() -> None:
     m, pt = new_pt()
-    vma = (BASE, BASE + 2 * MiB)
-    pt.fault(BASE, 2 * MiB, write=False, thp=vma)
-    assert (pt.anon_pages, pt.pgfault) == (0, 1)
+    vma = (BASE, BASE + 4 * MiB)
+    pt.fault(BASE, 4 * MiB, write=False, thp=vma)
+    assert (pt.anon_pages, pt.pgfault) == (0, 2)
     assert pt.translate(BASE + 8192).huge  # type: ignore[union-attr]
-    pt.fault(BASE + 8192, 1, write=True, thp=vma)
-    assert (pt.anon_pages, pt.huge_anon_pages) == (1, 0)
-    assert pt.translate(BASE).pfn == m.zero_pfn  # type: ignore[union-attr]
+    pt.fault(BASE + 8192, 1, write=True, thp=vma)          # a fresh THP for the block
+    assert (pt.anon_pages, pt.huge_anon_pages, pt.pgfault) == (512, 512, 3)
+    m.check()
+    # without a free order-9 block the huge zero PMD is split and the write is 4 KiB
+    m.wmark_low = m.nr_frames
+    pt.fault(BASE + PMD_SIZE + 8192, 1, write=True, thp=vma)
+    assert (pt.anon_pages, pt.huge_anon_pages) == (513, 512)
+    assert pt.translate(BASE + PMD_SIZE).pfn == m.zero_pfn  # type: ignore[union-attr]
+    assert not pt.translate(BASE + PMD_SIZE).huge  # type: ignore[union-attr]
     m.check()
 
 
@@ -586,3 +596,110 @@ def test_reclaim_splits_a_huge_page_before_swapping_it() -> None:
     t.pt.fault(BASE + GiB, 6 * MiB, write=True)     # more than is left: swap some out
     assert t.pt.swap_ents > 0 and t.pt.huge_anon_pages == 0
     m.check()
+
+
+# --- against this machine's kernel -------------------------------------------------------------
+
+PROBE_C = r"""
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <fcntl.h>
+#include <unistd.h>
+#include <stdlib.h>
+static char buf[16384];
+static long field(const char *name) {
+    int fd = open("/proc/self/status", O_RDONLY); int n = read(fd, buf, sizeof buf - 1);
+    close(fd); buf[n] = 0; char *p = strstr(buf, name); return strtol(p + strlen(name), 0, 10);
+}
+static long rss[16], pte[16]; static int nm;
+static void mark(void) { rss[nm] = field("RssAnon:"); pte[nm] = field("VmPTE:"); nm++; }
+int main(void) {
+    const unsigned long M = 1UL << 20, G = 1UL << 30;
+    char *raw = mmap(0, 64 * M, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    unsigned long w = ((unsigned long)raw + 4 * M + 2 * M - 1) & ~(2 * M - 1);
+    if ((w & ~(G - 1)) != ((w + 16 * M - 1) & ~(G - 1))) w = (w + 16 * M) & ~(G - 1);
+    char *a = (char *)w; volatile char *v = a;
+    madvise(a, 8 * M, MADV_NOHUGEPAGE);
+    madvise(a + 8 * M, 8 * M, MADV_HUGEPAGE);
+    v[0] = 1; madvise(a, 4096, MADV_DONTNEED);                  mark();
+    for (unsigned long i = 0; i < 8 * M; i += 4096) v[i] = 1;   mark();
+    madvise(a + M, 6 * M, MADV_DONTNEED);                       mark();
+    madvise(a, 8 * M, MADV_DONTNEED);                           mark();
+    v[8 * M + 5] = 1;                                           mark();
+    (void)v[10 * M];                                            mark();
+    v[10 * M + 4096] = 1;                                       mark();
+    munmap(a + 8 * M, 4096);                                    mark();
+    v[0] = 1; munmap(a, 8 * M);                                 mark();
+    munmap(a + 8 * M + 4096, 8 * M - 4096);                     mark();
+    for (int i = 1; i < nm; i++) printf("%ld %ld\n", rss[i] - rss[i-1], pte[i] - pte[i-1]);
+    return 0;
+}
+"""
+
+
+def _simulated_probe() -> list[tuple[int, int]]:
+    m, pt = new_pt(ram=4 * GiB)
+    w = BASE + 4 * MiB
+    w2 = (w + 8 * MiB, w + 16 * MiB)
+    out: list[tuple[int, int]] = []
+    last = [0, 0]
+
+    def mark() -> None:
+        now = [pt.anon_pages * 4, pt.pgtables_bytes // 1024]
+        out.append((now[0] - last[0], now[1] - last[1]))
+        last[:] = now
+
+    pt.fault(w, 1, True)
+    pt.zap(w, w + PAGE_SIZE, reclaim_pt=True)
+    last[:] = [pt.anon_pages * 4, pt.pgtables_bytes // 1024]
+    pt.fault(w, 8 * MiB, True)
+    mark()
+    pt.zap(w + MiB, w + 7 * MiB, reclaim_pt=True)
+    mark()
+    pt.zap(w, w + 8 * MiB, reclaim_pt=True)
+    mark()
+    pt.fault(w + 8 * MiB + 5, 1, True, thp=w2)
+    mark()
+    pt.fault(w + 10 * MiB, 1, False, thp=w2)
+    mark()
+    pt.fault(w + 10 * MiB + PAGE_SIZE, 1, True, thp=w2)
+    mark()
+    pt.zap(w + 8 * MiB, w + 8 * MiB + PAGE_SIZE)
+    pt.free_pgtables(w + 8 * MiB, w + 8 * MiB + PAGE_SIZE, w + 8 * MiB, w + 8 * MiB + PAGE_SIZE)
+    mark()
+    pt.fault(w, 1, True)
+    pt.zap(w, w + 8 * MiB)
+    pt.free_pgtables(w, w + 8 * MiB, w, w + 8 * MiB + PAGE_SIZE)
+    mark()
+    pt.zap(w + 8 * MiB + PAGE_SIZE, w + 16 * MiB)
+    pt.free_pgtables(w + 8 * MiB + PAGE_SIZE, w + 16 * MiB, w, w + 16 * MiB)
+    mark()
+    m.check()
+    return out
+
+
+@pytest.mark.oracle
+def test_table_and_thp_figures_match_this_machines_kernel(tmp_path) -> None:  # type: ignore
+    """RssAnon/VmPTE deltas of MADV_DONTNEED (PT_RECLAIM), THP faults, the huge zero page and
+    munmap with floor/ceiling, live from this machine's kernel, against the simulation."""
+    import shutil
+    import subprocess
+    gcc = shutil.which("gcc")
+    thp = "/sys/kernel/mm/transparent_hugepage/enabled"
+    try:
+        with open(thp) as f:
+            thp_mode = f.read()
+    except OSError:
+        thp_mode = ""
+    if gcc is None or "[never]" in thp_mode or not thp_mode:
+        pytest.skip("needs gcc and transparent huge pages")
+    src = tmp_path / "probe.c"
+    src.write_text(PROBE_C)
+    exe = tmp_path / "probe"
+    subprocess.run([gcc, "-O1", "-o", str(exe), str(src)], check=True)
+    out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
+    real = [tuple(int(x) for x in line.split()) for line in out.splitlines()]
+    assert _simulated_probe() == real
