@@ -492,3 +492,18 @@ def test_progress_only_on_a_terminal_and_never_on_stdout(
             cb(done)
     out, _ = capsys.readouterr()
     assert out == ""
+
+
+def test_a_bad_realloc_line_changes_nothing_in_the_simulation(tmp_path: Path) -> None:
+    """A skipped line must leave the model as if it were not there (fast loop and stepwise)."""
+    good = _write(tmp_path / "good.trace", "# memsim-trace v1\n# brk0 0x555555559000\n"
+                  "m 10 0x1000\nm 20 0x2000\nf 0x1000\n")
+    bad = _write(tmp_path / "bad.trace", "# memsim-trace v1\n# brk0 0x555555559000\n"
+                 "m 10 0x1000\nr 0x1000 0 0x1000\nm 20 0x2000\nr 0x2000 5 0x1000\nf 0x1000\n")
+    for emit in (None, tmp_path / "out.trace"):
+        r_good = replay(good, emit_trace=emit)
+        r_bad = replay(bad, skip_bad=True, emit_trace=emit)
+        assert r_bad.skipped == 2
+        assert (r_bad.calls, r_bad.live_objects, r_bad.live_bytes, r_bad.rss_anon_kb) == \
+            (r_good.calls, r_good.live_objects, r_good.live_bytes, r_good.rss_anon_kb)
+        assert r_bad.ops == r_good.ops

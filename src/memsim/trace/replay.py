@@ -459,12 +459,12 @@ class Replayer:
                                 live[a] = e
                             self._bad(f"{ret:#x} returned while still live", call)
                             continue
+                        if b == 0 and a and ret:
+                            live[a] = e
+                            self._bad("realloc(PTR, 0) must free and return 0x0", call)
+                            continue
                         p = realloc(old, b)
                         if b == 0 and a:
-                            if ret:
-                                live[a] = e
-                                self._bad("realloc(PTR, 0) must free and return 0x0", call)
-                                continue
                             cur -= oldn
                         elif ret == 0:
                             if a:                     # failed: the old block stays live
