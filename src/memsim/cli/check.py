@@ -86,8 +86,9 @@ def _n(v: int) -> str:
 def headline(r: CheckResult) -> str:
     rep = r.replay
     scope = "before the first divergence" if r.stopped else "in the whole trace"
-    return (f"{rep.trace}: {_n(r.matched)} of {_n(r.compared)} calls that return a pointer "
-            f"match the real {rep.allocator} ({100 * r.share:.2f}%) {scope}: "
+    return (f"{rep.trace}: the {rep.allocator} model returned what was recorded for "
+            f"{_n(r.matched)} of {_n(r.compared)} calls that return a pointer "
+            f"({100 * r.share:.2f}%) {scope}: "
             f"{_n(r.heap_matched)} heap addresses, {_n(r.mmap_matched)} mmapped chunks, "
             f"{_n(r.null_matched)} NULL; {_n(rep.calls)} calls replayed")
 
