@@ -411,3 +411,44 @@ def test_check_catches_a_swap_slot_owned_twice() -> None:
     t.pt.ptes.values[i] = (v[0], m._free_swap.starts[0] - 1 if v[1] else v[1] + 1, v[2], v[3])
     with pytest.raises(AssertionError):
         m.check()
+
+
+@pytest.mark.oracle
+def test_oom_score_formula_matches_this_process() -> None:
+    """/proc/self/oom_score of the running test process against Machine.oom_score fed with the
+    same counters (retrying while per-CPU counter slack could change the answer)."""
+
+    def status() -> dict[str, int]:
+        out = {}
+        with open("/proc/self/status") as f:
+            for line in f:
+                key, _, rest = line.partition(":")
+                if key in ("RssAnon", "RssFile", "RssShmem", "VmSwap", "VmPTE"):
+                    out[key] = int(rest.split()[0])
+        return out
+
+    with open("/proc/meminfo") as f:
+        info = {ln.split(":")[0]: int(ln.split()[1]) for ln in f}
+    with open("/proc/self/oom_score_adj") as f:
+        adj = int(f.read())
+    m = Machine(ram=info["MemTotal"] * 1024, swap=info["SwapTotal"] * 1024)
+    owner = SimpleNamespace(pid=1, oom_score_adj=adj, oom_kill=lambda: None)
+    for _ in range(20):
+        before = status()
+        with open("/proc/self/oom_score") as f:
+            real = int(f.read())
+        after = status()
+        if before != after:
+            continue
+        rss = (before["RssAnon"] + before["RssFile"] + before["RssShmem"]) // 4
+        scores = set()
+        for slack in (-64, 0, 64):                  # percpu counters may lag a little
+            fake = SimpleNamespace(owner=owner, anon_pages=rss + slack, file_pages=0,
+                                   swap_ents=before["VmSwap"] // 4, dead=False, released=False,
+                                   pgtables_bytes=before["VmPTE"] * 1024)
+            m._pts[:] = [fake]  # type: ignore[list-item]
+            scores.add(m.oom_score(owner))  # type: ignore[arg-type]
+        if len(scores) == 1:
+            assert scores.pop() == real
+            return
+    pytest.skip("counters kept moving or sat on a rounding boundary")
