@@ -273,6 +273,7 @@ def heap_dump(alloc: Allocator, limit: int = 8) -> str:
     lines: list[str] = []
     av = getattr(alloc, "av", None)
     if av is not None and hasattr(av, "bin_chunks"):
+        lines.append("free lists, head first, as chunk addresses (malloc returns chunk + 0x10):")
         tc = getattr(alloc, "tcache", None)
         if tc is None:
             lines.append("tcache: not initialised")
