@@ -703,3 +703,16 @@ def test_table_and_thp_figures_match_this_machines_kernel(tmp_path) -> None:  # 
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
     real = [tuple(int(x) for x in line.split()) for line in out.splitlines()]
     assert _simulated_probe() == real
+
+
+def test_move_with_realign_moves_whole_pte_tables() -> None:
+    for realign, new_tables in ((False, 2), (True, 0)):
+        m, pt = new_pt()
+        old, new = BASE + 3 * PAGE_SIZE, BASE + GiB + 3 * PAGE_SIZE
+        pt.fault(old, 2 * MiB, write=True)
+        pt.fault(new + 4 * MiB, 1, write=True)               # PUD/PMD tables exist at new
+        before = pt.pgtables_bytes
+        pt.move(old, old + 2 * MiB, new, realign=realign)
+        assert pt.pgtables_bytes - before == new_tables * PAGE_SIZE
+        assert pt.counts(new, new + 2 * MiB)[0] == 512
+        m.check()

@@ -546,13 +546,18 @@ class PageTable:
             for tables, span in self._levels():
                 self._drop_tables(tables, span, align_up(lo, span), align_down(hi, span))
 
-    def move(self, old_start: int, old_end: int, new_start: int) -> None:
+    def move(self, old_start: int, old_end: int, new_start: int, realign: bool = False) -> None:
         """move_page_tables (mremap): the page states move with their frames (RSS unchanged).
         Following the kernel loop: where both addresses are 1 GiB aligned with a whole GiB to
         go and the destination has no PMD table, the PMD table itself moves; likewise the PTE
         table at 2 MiB; otherwise the PTEs move into tables allocated at the destination. Only
         chunks with a table at the old address do anything. The caller then calls
-        free_pgtables on the old range."""
+        free_pgtables on the old range.
+
+        ``realign=True`` says that ``can_align_down`` holds for both ranges (each starts its
+        VMA and no VMA lies between it and the PMD boundary below; mm knows the VMAs): then,
+        as ``try_realign_addr`` does, mutually misaligned-by-the-same-offset addresses are moved
+        from that PMD boundary so that whole PTE tables can move."""
         self._check_range("move", old_start, old_end)
         if new_start % PAGE_SIZE or new_start < 0:
             raise ValueError(f"move: new_start {new_start:#x} is not page aligned")
@@ -560,6 +565,11 @@ class PageTable:
         new_end = new_start + length
         if new_start < old_end and old_start < new_end:
             raise ValueError("move: old and new ranges overlap")
+        off = old_start % PMD_SIZE
+        if (realign and off and new_start % PMD_SIZE == off and length >= PMD_SIZE - off
+                and not (new_start - off < old_end and old_start - off < new_end)):
+            old_start -= off                                # try_realign_addr
+            new_start -= off
         old, new = old_start, new_start
         while old < old_end:
             ext = _get_extent(PUD_SIZE, old, new, old_end)
