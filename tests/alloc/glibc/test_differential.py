@@ -1,5 +1,6 @@
-"""Random call sequences through the real glibc 2.36 and the model: every result, every
-memory syscall, the heap's resident size and mallinfo2 must be identical."""
+"""Random call sequences through the real glibc 2.36 and the model (on the simulated kernel):
+every result, every memory syscall, the heap's resident size and mallinfo2 must be
+identical."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import zlib
 
 import pytest
 
+from memsim.process import Process
+
+from ..fakesys import LoggingSyscalls
 from ..oracle import first_difference, random_script, run_model, run_real
 
 pytestmark = [pytest.mark.oracle, pytest.mark.usefixtures("real_glibc")]
@@ -25,10 +29,17 @@ ENVS = [
 ]
 
 
+def _kernel() -> LoggingSyscalls:
+    proc = Process()
+    return LoggingSyscalls(proc.mm, proc.mm.start_brk)
+
+
 def _compare(script: list[str], env: dict[str, str] | None = None, check_every: int = 64,
              ) -> None:
+    """The model runs on the simulated kernel (memsim.kernel.mm.MM): RSS from its pages."""
     real_out, real_sys = run_real(script, env=env)
-    model_out, model_sys, g = run_model(script, env=env, check_every=check_every)
+    model_out, model_sys, g = run_model(script, env=env, sys=_kernel(),
+                                        check_every=check_every)
     assert not first_difference(real_out, model_out), first_difference(real_out, model_out)
     assert not first_difference(real_sys, model_sys), first_difference(real_sys, model_sys)
     g.check()
