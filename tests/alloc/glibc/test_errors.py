@@ -67,8 +67,11 @@ def test_realloc_of_a_freed_pointer_is_reported() -> None:
     p = g.malloc(5000)
     g.malloc(10)
     g.free(p)
-    with pytest.raises(AllocatorAbort, match=r"realloc\(\): invalid pointer"):
+    with pytest.raises(AllocatorAbort, match=r"realloc\(\) of a freed pointer") as exc:
         g.realloc(p, 10)
+    assert not exc.value.detected
+    with pytest.raises(AllocatorAbort, match=r"realloc\(\): invalid pointer"):
+        g.realloc(p + 4096, 10)
 
 
 def test_usable_size_of_unknown_pointer_is_reported() -> None:

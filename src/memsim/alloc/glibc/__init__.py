@@ -206,9 +206,14 @@ class Glibc236(ReallocMemalign, Allocator):
         """Raise what glibc reports for ``func(ptr)`` on a pointer it does not own."""
         p = ptr - 16
         av = self.av
-        if ptr & (MALLOC_ALIGNMENT - 1) or func != "free":
+        if ptr & (MALLOC_ALIGNMENT - 1):
             raise AllocatorAbort(f"{func}(): invalid pointer", ptr)
         tc = self.tcache
+        if func != "free":
+            if ((tc is not None and tc.where(p) >= 0) or p in av.free
+                    or any(p in fb for fb in av.fastbins)):
+                raise AllocatorAbort(f"{func}() of a freed pointer", ptr, detected=False)
+            raise AllocatorAbort(f"{func}(): invalid pointer", ptr)
         if tc is not None and tc.where(p) >= 0:
             raise AllocatorAbort("free(): double free detected in tcache 2", ptr)
         for fb in av.fastbins:
