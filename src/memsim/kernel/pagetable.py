@@ -274,26 +274,34 @@ class PageTable:
 
     def _fault_range(self, start: int, end: int, write: bool, file_backed: bool,
                      thp: tuple[int, int] | None = None) -> None:
-        """handle_mm_fault over the page-aligned ``[start, end)``, one extent piece at a time."""
+        """handle_mm_fault over the page-aligned ``[start, end)``, one extent piece at a time.
+
+        Tables are allocated one GiB of the range at a time, just ahead of its pages (the
+        kernel allocates them per 2 MiB as it goes; this keeps a fault that ends in the OOM
+        killer within 2 MiB of table frames of the kernel's count)."""
         m = self.machine
-        if thp is not None and not file_backed:
-            self._fault_huge(start, end, write, thp)
-        self._ensure_tables(start, end)
         stamp = m._tick() if m.track_recency else 0
         ptes = self.ptes
-        pos = start
-        while pos < end:
-            starts = ptes.starts
-            i = bisect_right(starts, pos) - 1
-            if i >= 0 and ptes.ends[i] > pos:
-                pe = min(ptes.ends[i], end)
-                v: PteValue | None = ptes.values[i]
-                if starts[i] != pos:
-                    v = _pte_slice(ptes.values[i], pos - starts[i])
-            else:
-                pe = min(end, starts[i + 1]) if i + 1 < len(starts) else end
-                v = None
-            pos = self._fault_piece(pos, pe, v, write, file_backed, stamp)
+        chunk = start
+        while chunk < end:
+            chunk_end = min(end, align_down(chunk, PUD_SIZE) + PUD_SIZE)
+            if thp is not None and not file_backed:
+                self._fault_huge(chunk, chunk_end, write, thp)
+            self._ensure_tables(chunk, chunk_end)
+            pos = chunk
+            while pos < chunk_end:
+                starts = ptes.starts
+                i = bisect_right(starts, pos) - 1
+                if i >= 0 and ptes.ends[i] > pos:
+                    pe = min(ptes.ends[i], chunk_end)
+                    v: PteValue | None = ptes.values[i]
+                    if starts[i] != pos:
+                        v = _pte_slice(ptes.values[i], pos - starts[i])
+                else:
+                    pe = min(chunk_end, starts[i + 1]) if i + 1 < len(starts) else chunk_end
+                    v = None
+                pos = self._fault_piece(pos, pe, v, write, file_backed, stamp)
+            chunk = chunk_end
         if self._lru:
             m._last_pt, m._last_page = (self, start) if end - start == PAGE_SIZE else (None, -1)
 
