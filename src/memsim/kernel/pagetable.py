@@ -27,7 +27,8 @@ Nothing is kept per page or per table. Four :class:`~memsim.kernel.ranges.Extent
               FILE  base = PFN of the first page    RssFile (page-cache page of the image)
               SWAP  base = first swap slot          VmSwap; not present
         stamp recency for reclaim (0 when the machine does not track recency)
-        flags PTE_A accessed, PTE_D dirty, PTE_W writable (bits 5, 6, 1 of a real PTE)
+        flags PTE_A accessed, PTE_D dirty, PTE_W writable (bits 5, 6, 1 of a real PTE),
+              PTE_HUGE mapped by a PMD (a transparent huge page, see below)
 
 A never-touched page has no PTE (a gap). Touching a fresh GiB costs one ptes extent, one
 pte_tables extent of 512 tables and one pmd_tables extent, whatever the size.
@@ -68,7 +69,9 @@ when its span meets ``[start, end)`` and lies within ``[floor, ceiling)``; the k
 there by rounding ``floor`` up and ``ceiling`` down at PMD_SIZE, PUD_SIZE and PGDIR_SIZE),
 ``move`` (``move_page_tables``: whole PMD tables move when old and new are 1 GiB aligned,
 whole PTE tables when 2 MiB aligned, otherwise PTEs move into tables allocated at the
-destination).
+destination). The RssAnon/VmPTE figures of PT_RECLAIM, THP faults, the huge zero page and
+munmap's floor/ceiling are checked live against this machine's kernel in
+tests/kernel/test_pagetable.py.
 
 Invariants (:meth:`PageTable.check`): every map is sorted, disjoint and coalesced; table spans
 are aligned to their size; every PTE lies under a PTE table, every PTE table under a PMD
