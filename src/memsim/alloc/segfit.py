@@ -86,6 +86,7 @@ class SegFit(SeqFit):
                                f"a power of two >= {2 * self.alignment}")
         self.fits = None
         self.sorted = None
+        self.fast = False
         self.small_max = small_max
         self.step_shift = self.alignment.bit_length() - 1
         self.nexact = small_max >> self.step_shift

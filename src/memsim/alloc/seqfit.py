@@ -92,7 +92,7 @@ class FitList:
     layout). Costs: insert/remove O(log n + B); first_fit O(n/B + B).
     """
 
-    LOAD = 64
+    LOAD = 32
 
     def __init__(self) -> None:
         self.keys: list[list[int]] = []
@@ -149,26 +149,43 @@ class FitList:
             self.maxes[j] = max(sz)
         return size
 
+    def replace(self, old: int, new: int, size: int) -> None:
+        """Give the entry ``old`` the key ``new`` and the size ``size``; the caller guarantees
+        that ``new`` sorts where ``old`` did (no other key lies between them)."""
+        j = bisect_right(self.mins, old) - 1
+        ks = self.keys[j]
+        i = bisect_left(ks, old)
+        sz = self.sizes[j]
+        before = sz[i]
+        ks[i] = new
+        sz[i] = size
+        if i == 0:
+            self.mins[j] = new
+        m = self.maxes[j]
+        if size > m:
+            self.maxes[j] = size
+        elif before == m and size < before:
+            self.maxes[j] = max(sz)
+
     def first_fit(self, n: int, start: int | None = None) -> int | None:
         """The first key (>= ``start``) whose size is at least ``n``, or None."""
         maxes = self.maxes
-        if start is None:
-            j0 = 0
-        else:
+        j0 = 0
+        if start is not None:
             j0 = bisect_right(self.mins, start) - 1
             if j0 < 0:
                 j0 = 0
-            elif maxes[j0] >= n:
-                ks = self.keys[j0]
-                sz = self.sizes[j0]
-                for i in range(bisect_left(ks, start), len(ks)):
-                    if sz[i] >= n:
-                        return ks[i]
+            else:
+                if maxes[j0] >= n:
+                    ks = self.keys[j0]
+                    sz = self.sizes[j0]
+                    for i in range(bisect_left(ks, start), len(ks)):
+                        if sz[i] >= n:
+                            return ks[i]
                 j0 += 1
         for j in range(j0, len(maxes)):
             if maxes[j] >= n:
-                sz = self.sizes[j]
-                for i, s in enumerate(sz):
+                for i, s in enumerate(self.sizes[j]):
                     if s >= n:
                         return self.keys[j][i]
         return None
@@ -183,6 +200,17 @@ class FitList:
         assert len(flat) == self.n, "FitList count"
         for ks, sz, m, lo in zip(self.keys, self.sizes, self.maxes, self.mins, strict=True):
             assert ks and len(ks) == len(sz) and max(sz) == m and lo == ks[0], "FitList bucket"
+
+
+def _ceiling(sl: SortedList, key: int) -> int | None:
+    """The smallest element of ``sl`` >= ``key``, or None: SortedList.bisect_left and
+    __getitem__ in one step over its two-level layout (``_maxes``, ``_lists``)."""
+    maxes = sl._maxes
+    j = bisect_left(maxes, key)
+    if j == len(maxes):
+        return None
+    lst = sl._lists[j]
+    return lst[bisect_left(lst, key)]
 
 
 _PLACEMENTS = ("first", "next", "best", "worst")
@@ -272,6 +300,86 @@ class SeqFit(ClassicAllocator):
         best_worst = self.placement in ("best", "worst")
         self.fits: FitList | None = None if best_worst else FitList()
         self.sorted: SortedList | None = SortedList() if best_worst else None
+        # address-ordered lists take the fast paths (_place_fast, _release_fast)
+        self.fast = self.order == "address"
+        self.merge = self.coalesce == "immediate"
+        self.next_fit = self.placement == "next"
+        if self.mmap_threshold is None:
+            self._malloc = self._heap_malloc       # type: ignore[method-assign]
+        if type(self)._index_add is SeqFit._index_add:
+            self._specialise()
+
+    def _specialise(self) -> None:
+        """Bind the free-index operations of this configuration to closures, so that the hot
+        paths do not re-decide the policy on every call (same results as the methods)."""
+        order, placement = self.order, self.placement
+        if order in ("lifo", "fifo"):
+            return                                 # the general methods
+        if order != "address":
+            return
+        sl = self.sorted
+        if sl is None:
+            fits = self.fits
+            assert fits is not None
+            insert, fremove, freplace = fits.insert, fits.remove, fits.replace
+
+            def ix_add(blk: int, size: int) -> None:
+                insert(blk, size)
+
+            def ix_remove(blk: int, size: int, keep_pos: bool = False) -> None:
+                fremove(blk)
+
+            def ix_move(old: int, old_size: int, new: int, size: int) -> None:
+                freplace(old, new, size)
+
+            self._index_add = ix_add                # type: ignore[method-assign]
+            self._index_remove = ix_remove          # type: ignore[method-assign]
+            self._ix_move = ix_move
+            if placement == "first":
+                first_fit = fits.first_fit
+
+                def find_first(asize: int) -> int:
+                    k = first_fit(asize)
+                    return 0 if k is None else k
+
+                self._find = find_first             # type: ignore[method-assign]
+            return
+        add, remove = sl.add, sl.remove
+        if placement == "best":
+            def ix_add(blk: int, size: int) -> None:
+                add((size << _SHIFT) | blk)
+
+            def ix_remove(blk: int, size: int, keep_pos: bool = False) -> None:
+                remove((size << _SHIFT) | blk)
+
+            def ix_move(old: int, old_size: int, new: int, size: int) -> None:
+                remove((old_size << _SHIFT) | old)
+                add((size << _SHIFT) | new)
+
+            def find(asize: int) -> int:
+                k = _ceiling(sl, asize << _SHIFT)
+                return 0 if k is None else k & _POS_MAX
+        else:
+            def ix_add(blk: int, size: int) -> None:
+                add(((_SIZE_MAX - size) << _SHIFT) | blk)
+
+            def ix_remove(blk: int, size: int, keep_pos: bool = False) -> None:
+                remove(((_SIZE_MAX - size) << _SHIFT) | blk)
+
+            def ix_move(old: int, old_size: int, new: int, size: int) -> None:
+                remove(((_SIZE_MAX - old_size) << _SHIFT) | old)
+                add(((_SIZE_MAX - size) << _SHIFT) | new)
+
+            def find(asize: int) -> int:
+                lists = sl._lists
+                if not lists:
+                    return 0
+                k = lists[0][0]
+                return 0 if _SIZE_MAX - (k >> _SHIFT) < asize else k & _POS_MAX
+        self._ix_move = ix_move
+        self._index_add = ix_add                    # type: ignore[method-assign]
+        self._index_remove = ix_remove              # type: ignore[method-assign]
+        self._find = find                           # type: ignore[method-assign]
 
     # --- the free index ----------------------------------------------------------------------
     def _position(self, blk: int, size: int) -> int:
@@ -406,6 +514,9 @@ class SeqFit(ClassicAllocator):
 
     def _place(self, blk: int, asize: int) -> None:
         """Allocate ``asize`` bytes at the start of free block ``blk`` (CS:APP ``place``)."""
+        if self.fast:
+            self._place_fast(blk, asize)
+            return
         order = self.order
         keep = order == "lifo" or order == "fifo"
         if self.placement == "next":               # the search goes on from here next time
@@ -422,8 +533,89 @@ class SeqFit(ClassicAllocator):
             bsize = asize
         self._set_alloc(blk, bsize)
 
+    def _place_fast(self, blk: int, asize: int) -> None:
+        """``_place`` for an address-ordered list: the remainder takes the block's place in
+        the list (one in-place update of the index)."""
+        fb = self.free_blocks
+        bsize = fb.pop(blk)
+        rest = bsize - asize
+        w = self.w
+        hdr = self.hdr
+        fa = self.ftr_alloc
+        if self.next_fit:
+            self.rover = blk
+        if rest >= self.min_block:
+            r = blk + asize
+            fb[r] = rest
+            self.free_end[blk + bsize] = r
+            self._ix_move(blk, bsize, r, rest)
+            self.free_bytes -= asize
+            if hdr:
+                w(blk, hdr)
+            # the allocated footer, the remainder's header and links are contiguous
+            if fa + hdr + self.links:
+                w(r - fa, fa + hdr + self.links)
+            ff = self.ftr_free
+            if ff:
+                w(blk + bsize - ff, ff)
+        else:
+            del self.free_end[blk + bsize]
+            self._index_remove(blk, bsize)
+            self.free_bytes -= bsize
+            asize = bsize
+            if hdr:
+                w(blk, hdr)
+            if fa:
+                w(blk + asize - fa, fa)
+        self.alloc_blocks[blk] = asize
+        self.in_use_bytes += asize
+
+    def _release_fast(self, blk: int, size: int) -> None:
+        """``_release`` for an address-ordered list: merges update the index in place."""
+        fb = self.free_blocks
+        fe = self.free_end
+        self.free_bytes += size
+        if self.merge:
+            nxt = blk + size
+            ns = fb.get(nxt)
+            prev = fe.get(blk)
+        else:
+            ns = prev = None
+        if prev is not None:
+            del fe[blk]
+            if ns is not None:
+                del fb[nxt]
+                self._index_remove(nxt, ns)
+                size += ns
+            ps = fb[prev]
+            size += ps
+            fb[prev] = size
+            fe[prev + size] = prev
+            self._ix_move(prev, ps, prev, size)
+            blk = prev
+        elif ns is not None:
+            del fb[nxt]
+            size += ns
+            fb[blk] = size
+            fe[blk + size] = blk
+            self._ix_move(nxt, ns, blk, size)
+        else:
+            fb[blk] = size
+            fe[blk + size] = blk
+            self._index_add(blk, size)
+        w = self.w
+        if self.hdr + self.links:
+            w(blk, self.hdr + self.links)
+        if self.ftr_free:
+            w(blk + size - self.ftr_free, self.ftr_free)
+        if self.next_fit and blk < self.rover < blk + size:
+            self.rover = blk                       # CS:APP: the rover never points inside
+
     def _release(self, blk: int, size: int) -> None:
         """Turn the (no longer allocated) block into free space, coalescing by policy."""
+        if self.fast:
+            self._release_fast(blk, size)
+            return
         if self.coalesce == "immediate":
             nxt = blk + size
             if nxt in self.free_blocks:
@@ -500,7 +692,10 @@ class SeqFit(ClassicAllocator):
     def _heap_malloc(self, size: int) -> int:
         if size > _SIZE_MAX >> 2:
             return 0
-        asize = self._asize(size)
+        a = self.alignment
+        asize = (size + self.hdr + self.ftr_alloc + a - 1) & -a
+        if asize < self.min_block:
+            asize = self.min_block
         blk = self._find(asize)
         if not blk:
             if self.coalesce == "deferred" and self._sweep():
