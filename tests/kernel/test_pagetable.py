@@ -600,7 +600,7 @@ def test_reclaim_splits_a_huge_page_before_swapping_it() -> None:
 
 # --- against this machine's kernel -------------------------------------------------------------
 
-PROBE_C = r"""
+PROBE_HEAD = r"""
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <string.h>
@@ -615,6 +615,9 @@ static long field(const char *name) {
 }
 static long rss[16], pte[16]; static int nm;
 static void mark(void) { rss[nm] = field("RssAnon:"); pte[nm] = field("VmPTE:"); nm++; }
+"""
+
+PROBE_MAIN = r"""
 int main(void) {
     const unsigned long M = 1UL << 20, G = 1UL << 30;
     char *raw = mmap(0, 64 * M, PROT_READ | PROT_WRITE,
@@ -681,10 +684,8 @@ def _simulated_probe() -> list[tuple[int, int]]:
     return out
 
 
-@pytest.mark.oracle
-def test_table_and_thp_figures_match_this_machines_kernel(tmp_path) -> None:  # type: ignore
-    """RssAnon/VmPTE deltas of MADV_DONTNEED (PT_RECLAIM), THP faults, the huge zero page and
-    munmap with floor/ceiling, live from this machine's kernel, against the simulation."""
+def _run_probe(tmp_path, source: str) -> list[tuple[int, ...]]:  # type: ignore[no-untyped-def]
+    """Compile and run a C probe that prints one "dRssAnon dVmPTE" line per step."""
     import shutil
     import subprocess
     gcc = shutil.which("gcc")
@@ -697,22 +698,76 @@ def test_table_and_thp_figures_match_this_machines_kernel(tmp_path) -> None:  # 
     if gcc is None or "[never]" in thp_mode or not thp_mode:
         pytest.skip("needs gcc and transparent huge pages")
     src = tmp_path / "probe.c"
-    src.write_text(PROBE_C)
+    src.write_text(PROBE_HEAD + source)
     exe = tmp_path / "probe"
     subprocess.run([gcc, "-O1", "-o", str(exe), str(src)], check=True)
     out = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout
-    real = [tuple(int(x) for x in line.split()) for line in out.splitlines()]
-    assert _simulated_probe() == real
+    return [tuple(int(x) for x in line.split()) for line in out.splitlines()]
 
 
-def test_move_with_realign_moves_whole_pte_tables() -> None:
-    for realign, new_tables in ((False, 2), (True, 1)):    # realigned: the first table moves
-        m, pt = new_pt()
-        old, new = BASE + 3 * PAGE_SIZE, BASE + GiB + 3 * PAGE_SIZE
-        pt.fault(old, 2 * MiB, write=True)
-        pt.fault(new + 4 * MiB, 1, write=True)               # PUD/PMD tables exist at new
-        before = pt.pgtables_bytes
-        pt.move(old, old + 2 * MiB, new, realign=realign)
-        assert pt.pgtables_bytes - before == new_tables * PAGE_SIZE
-        assert pt.counts(new, new + 2 * MiB)[0] == 512
-        m.check()
+@pytest.mark.oracle
+def test_table_and_thp_figures_match_this_machines_kernel(tmp_path) -> None:  # type: ignore
+    """RssAnon/VmPTE deltas of MADV_DONTNEED (PT_RECLAIM), THP faults, the huge zero page and
+    munmap with floor/ceiling, live from this machine's kernel, against the simulation."""
+    assert _simulated_probe() == _run_probe(tmp_path, PROBE_MAIN)
+
+
+MOVE_MAIN = r"""
+int main(void) {
+    const unsigned long M = 1UL << 20, G = 1UL << 30;
+    char *raw = mmap(0, 128 * M, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    unsigned long w = ((unsigned long)raw + 4 * M + 2 * M - 1) & ~(2 * M - 1);
+    if ((w & ~(G - 1)) != ((w + 64 * M - 1) & ~(G - 1))) w = (w + 64 * M) & ~(G - 1);
+    char *a = (char *)w; volatile char *v = a;
+    madvise(raw, 128 * M, MADV_NOHUGEPAGE);
+    v[16 * M] = 1;                                              mark();
+    for (unsigned long i = 0; i < 4 * M; i += 4096) v[i] = 1;   mark();
+    mremap(a, 4 * M, 4 * M, MREMAP_MAYMOVE | MREMAP_FIXED, a + 32 * M);                mark();
+    mremap(a + 32 * M, 4 * M, 4 * M, MREMAP_MAYMOVE | MREMAP_FIXED, a + 8 * M + 4096); mark();
+    mremap(a + 8 * M + 4096, 4 * M, 4 * M, MREMAP_MAYMOVE | MREMAP_FIXED,
+           a + 40 * M + 8192);                                                         mark();
+    for (int i = 1; i < nm; i++) printf("%ld %ld\n", rss[i] - rss[i-1], pte[i] - pte[i-1]);
+    return 0;
+}
+"""
+
+
+def _simulated_moves() -> list[tuple[int, int]]:
+    m, pt = new_pt(ram=4 * GiB)
+    w = BASE + 4 * MiB
+    out: list[tuple[int, int]] = []
+    last = [0, 0]
+
+    def mark() -> None:
+        now = [pt.anon_pages * 4, pt.pgtables_bytes // 1024]
+        out.append((now[0] - last[0], now[1] - last[1]))
+        last[:] = now
+
+    def unmap_hole(s: int, e: int) -> None:      # a hole with VMAs right on both sides
+        pt.zap(s, e)
+        pt.free_pgtables(s, e, s, e)
+
+    def mremap_fixed(old: int, new: int, n: int) -> None:
+        unmap_hole(new, new + n)                  # MREMAP_FIXED unmaps the destination
+        pt.move(old, old + n, new)
+        unmap_hole(old, old + n)
+
+    pt.fault(w + 16 * MiB, 1, True)
+    last[:] = [pt.anon_pages * 4, pt.pgtables_bytes // 1024]
+    pt.fault(w, 4 * MiB, True)
+    mark()
+    mremap_fixed(w, w + 32 * MiB, 4 * MiB)
+    mark()
+    mremap_fixed(w + 32 * MiB, w + 8 * MiB + PAGE_SIZE, 4 * MiB)
+    mark()
+    mremap_fixed(w + 8 * MiB + PAGE_SIZE, w + 40 * MiB + 2 * PAGE_SIZE, 4 * MiB)
+    mark()
+    m.check()
+    return out
+
+
+@pytest.mark.oracle
+def test_mremap_table_figures_match_this_machines_kernel(tmp_path) -> None:  # type: ignore
+    """move_page_tables + unmap of the old range: VmPTE deltas live from this kernel."""
+    assert _simulated_moves() == _run_probe(tmp_path, MOVE_MAIN)
