@@ -12,6 +12,11 @@ on the real kernel, and compares results and /proc/self/status deltas side by si
         mark written
     ''')
     assert report.ok, report.format()
+
+Modules: :mod:`~memsim.oracle.ops` (the op language, seeded random programs),
+:mod:`~memsim.oracle.kernel` (the two runners and the comparison; the C side is
+``memsim/native/kdriver.c``), :mod:`~memsim.oracle.scenarios` (named programs). The command
+``memsim verify-kernel`` runs them; docs/kernel-oracle.md explains the method.
 """
 
 from __future__ import annotations
@@ -26,9 +31,11 @@ from memsim.oracle.kernel import (
     run_real,
     unavailable_reason,
 )
-from memsim.oracle.ops import Program, parse
+from memsim.oracle.ops import Program, parse, random_program, random_program_wide
+from memsim.oracle.scenarios import SCENARIOS, max_map_count_program
 
 __all__ = [
+    "SCENARIOS",
     "COMPARED",
     "KernelReport",
     "OracleUnavailable",
@@ -36,7 +43,10 @@ __all__ = [
     "RealRunner",
     "SimRunner",
     "compare_kernel",
+    "max_map_count_program",
     "parse",
+    "random_program",
+    "random_program_wide",
     "run_real",
     "unavailable_reason",
 ]
