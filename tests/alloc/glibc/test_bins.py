@@ -23,7 +23,15 @@ def _bins() -> tuple[BinSet, list[tuple[int, int]]]:
 def test_unsorted_bin_is_fifo_and_writes_header_links_footer() -> None:
     b, writes = _bins()
     b.unsorted_insert(0x1000, 0x100, True)
-    assert (0x1008, 24) in writes and (0x1100, 16) in writes
+    covered = {a for start, n in writes for a in range(start, start + n)}
+    assert set(range(0x1008, 0x1020)) <= covered          # size, fd, bk
+    assert set(range(0x1100, 0x1110)) <= covered          # footer, next chunk's P bit
+    assert {a >> 12 for a in covered} == {1}              # and no other page
+    writes.clear()
+    b.unsorted_insert(0x1FF0, 0x100, True)                # header and footer pages differ
+    assert sorted({a >> 12 for start, n in writes for a in range(start, start + n)}) == [1, 2]
+    assert sum(n for _, n in writes) < 0x40                  # not the whole chunk
+    b.unlink_chunk(0x1FF0)
     b.unsorted_insert(0x2000, 0x100, False)
     assert list(b.bin_chunks(1)) == [0x2000, 0x1000]
     assert b.bk[-1] == 0x1000                     # the scan takes the oldest first

@@ -14,7 +14,9 @@ Here the lists are two dicts, ``fd`` and ``bk``, keyed by chunk address, mirrori
 bin ``b``'s header is the key ``-b`` (real chunks have positive addresses). Every operation is
 O(1): insert at the front, remove any chunk (``unlink_chunk``, malloc.c L1620), take the back.
 Each store into a *chunk's* fd/bk is also a memory write through ``syscalls.write`` (stores
-into the bin headers hit the arena in libc's data segment and are not simulated).
+into the bin headers hit the arena in libc's data segment and are not simulated). Stores of
+one operation that fall in one page may be passed as one write spanning them: the kernel sees
+exactly the same pages touched, with one call instead of several.
 
 Large bins (64..126) are sorted by size, largest first; equal sizes form a run whose first
 chunk (the "nextsize head") is on the ``fd_nextsize``/``bk_nextsize`` skip list. The skip
@@ -80,8 +82,12 @@ class BinSet:
         w = self.w
         if f > 0:
             w(f + 24, 8)
-        w(p + 8, 24 if size < MIN_LARGE_SIZE else 40)
-        w(p + size, 16 if clear_next else 8)
+        end = p + size + (16 if clear_next else 8)       # footer (+ next size word)
+        if (p + 8) >> 12 == (end - 1) >> 12:
+            w(p + 8, end - p - 8)                         # same page: one call, same pages
+        else:
+            w(p + 8, 24 if size < MIN_LARGE_SIZE else 40)
+            w(p + size, end - p - size)
         self.free[p] = size
         self.free_end[p + size] = p
         self.bin_of[p] = UNSORTED

@@ -278,8 +278,11 @@ class Ptmalloc:
             if size >= nb + MINSIZE:
                 av.top = victim + nb
                 av.top_size = size - nb
-                w(victim + 8, 8)
-                w(victim + nb + 8, 8)
+                if (victim + 8) >> 12 == (victim + nb + 15) >> 12:
+                    w(victim + 8, nb + 8)                  # both size words, one page
+                else:
+                    w(victim + 8, 8)
+                    w(victim + nb + 8, 8)
                 av.inuse[victim] = nb
                 self._alloc_perturb(victim + 16, nbytes)
                 return victim + 16
