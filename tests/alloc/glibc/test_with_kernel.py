@@ -38,6 +38,17 @@ def test_heap_rss_on_the_simulated_kernel_matches_real_glibc() -> None:
     assert not first_difference(real_out, model_out), first_difference(real_out, model_out)
 
 
+def test_out_of_memory_matches_real_glibc() -> None:
+    """Requests the kernel refuses (overcommit heuristic): NULL, and the same attempts: mmap,
+    brk, then mmap as morecore (1 TiB, 64 GiB; calloc, realloc, memalign too)."""
+    script = ["m 0 10", "m 1 1099511627776", "m 2 68719476736", "c 3 1 1099511627776",
+              "r 0 1099511627776", "a 4 4096 1099511627776", "m 5 100", "i"]
+    real_out, real_sys = run_real(script)
+    model_out, model_sys, _ = run_model(script, sys=_kernel(), check_every=1)
+    assert not first_difference(real_out, model_out), first_difference(real_out, model_out)
+    assert not first_difference(real_sys, model_sys), first_difference(real_sys, model_sys)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", range(20, 30))
 def test_on_the_simulated_kernel_long(seed: int) -> None:
