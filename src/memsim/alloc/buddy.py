@@ -210,7 +210,7 @@ class Buddy(ClassicAllocator):
     def _memalign(self, alignment: int, size: int) -> int:
         if alignment > PAGE_SIZE:
             return self.big_alloc(size, alignment, 16)
-        n = max(size, alignment) if not self.hdr else size + self.hdr + alignment - 16
+        n = max(size, alignment) if not self.hdr else max(size, 1) + self.hdr + alignment - 16
         if n > self.arena:
             return self.big_alloc(size, alignment, 16)
         k = self._order(n)
