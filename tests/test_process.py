@@ -269,3 +269,83 @@ def test_smaps_view(proc: Process) -> None:
     e = proc.smaps()[0]
     assert (e.start, e.rss_anon) == (a, 2)
     assert "Anonymous:             8 kB" in str(proc.smaps())
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_random_call_sequences_never_crash_and_keep_every_invariant(seed: int) -> None:
+    """Seeded random programs, odd arguments included: only errno results or SIGSEGV, and
+    check() (VMA tree, counters = sums over VMAs, commit charge, page table) after each."""
+    import random
+
+    from memsim.kernel.abi import (
+        MAP_FIXED,
+        MAP_FIXED_NOREPLACE,
+        MAP_GROWSDOWN,
+        MAP_NORESERVE,
+        MAP_POPULATE,
+        MAP_STACK,
+        TASK_SIZE,
+    )
+    rng = random.Random(seed)
+    m = Machine(ram="2G", overcommit=seed % 3, max_map_count=rng.choice([65530, 40]))
+    p = Process(machine=m)
+    regs = [p.sbrk(0), p.mm.tree.vma_lookup(p.mm.start_stack).vm_start, 0x200000000]
+
+    def addr() -> int:
+        base = rng.choice(regs)
+        r = rng.random()
+        if r < 0.6:
+            return base + rng.randrange(-64, 64) * P
+        if r < 0.7:
+            return base + rng.randrange(-4096, 4096)
+        if r < 0.8:
+            return rng.choice([0, 1, P, TASK_SIZE, TASK_SIZE - P, -1, -P, 1 << 47, 0x10000])
+        return (base + rng.randrange(-(1 << 30), 1 << 30)) & ~(P - 1)
+
+    def length() -> int:
+        r = rng.random()
+        if r < 0.7:
+            return rng.randrange(1, 64) * P
+        if r < 0.8:
+            return rng.randrange(0, 3 * P)
+        if r < 0.9:
+            return rng.choice([0, -1, -P, 1 << 47, 2 * MiB, 4 * MiB, GiB])
+        return rng.randrange(1, 512) * P + rng.randrange(0, P)
+
+    prots = [0, 1, 2, 3, 4, 5, 7, 8, 0x10]
+    flags = [0, MAP_FIXED, MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_POPULATE, MAP_STACK,
+             MAP_GROWSDOWN]
+    for _ in range(300):
+        op = rng.randrange(11)
+        try:
+            if op == 0:
+                p.sbrk(rng.choice([1, -1]) * length())
+            elif op == 1:
+                p.brk(addr())
+            elif op == 2:
+                a = p.mmap(length(), rng.choice(prots), rng.choice(flags),
+                           addr=addr() if rng.random() < 0.5 else 0)
+                if a is not None:
+                    regs.append(a)
+            elif op == 3:
+                p.munmap(addr(), length())
+            elif op == 4:
+                p.mprotect(addr(), length(), rng.choice(prots))
+            elif op == 5:
+                r = p.mremap(addr(), length(), length(), rng.choice([0, 1, 3, 5, 2, 7]), addr())
+                if r is not None:
+                    regs.append(r)
+            elif op == 6:
+                p.madvise(addr(), length(), rng.choice([4, 8, 14, 15, 10, 22, 23, 0, 99]))
+            elif op in (7, 8):
+                p.write(addr(), length(), every=rng.choice([None, 1, 64, P, 3 * P]))
+            elif op == 9:
+                p.read(addr(), length(), every=rng.choice([None, P, 8192]))
+            elif rng.random() < 0.3:
+                p.create_thread(rng.choice([None, 65536]))
+        except SegmentationFault:
+            pass
+        regs[3:] = regs[-40:]
+        p.check()
+    p.exit()
+    m.check()
