@@ -55,3 +55,4 @@ def test_mallopt_return_values() -> None:
     assert g.mallopt(M_TOP_PAD, 0) == 1 and g.mp.no_dyn_threshold == 1
     assert g.mallopt(12345, 1) == 1
     g.tunables.check()
+

@@ -449,6 +449,14 @@ class Glibc236(ReallocMemalign, Allocator):
                          fsmblks=fastavail, uordblks=av.system_mem - avail, fordblks=avail,
                          keepcost=av.top_size)
 
+    def mallinfo(self) -> MallInfo2:
+        """``__libc_mallinfo`` (L5200): mallinfo2 with every field cast to a C int."""
+        mi = self.mallinfo2()
+        for name, value in mi.as_dict().items():
+            v = value & 0xFFFFFFFF
+            setattr(mi, name, v - (1 << 32) if v >= 1 << 31 else v)
+        return mi
+
     def malloc_stats(self) -> str:
         """``__malloc_stats`` (L5263): the text written to stderr."""
         mi = self.mallinfo2()
