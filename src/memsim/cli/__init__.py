@@ -68,6 +68,7 @@ COMMANDS: tuple[str, ...] = (
     "verify_kernel",
     "replay",
     "check",
+    "allocators",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")
