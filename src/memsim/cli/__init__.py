@@ -65,6 +65,7 @@ COMMANDS: tuple[str, ...] = (
     "demo",
     "run",
     "record",
+    "convert",
     "verify_kernel",
     "replay",
     "check",
