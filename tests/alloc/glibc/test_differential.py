@@ -21,6 +21,7 @@ ENVS = [
     {"MALLOC_TOP_PAD_": "0x1000", "MALLOC_TRIM_THRESHOLD_": "8192"},
     {"MALLOC_MMAP_THRESHOLD_": "65536"},
     {"MALLOC_MMAP_MAX_": "0"},
+    {"MALLOC_MMAP_THRESHOLD_": "0"},
     {"MALLOC_PERTURB_": "165"},
     {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"},
     {"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0:glibc.malloc.mxfast=0"},

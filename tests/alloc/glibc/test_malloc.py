@@ -152,7 +152,8 @@ def test_spec_case_matches_real_glibc(name: str) -> None:
                                  {"MALLOC_TOP_PAD_": "0x1000"},
                                  {"MALLOC_TOP_PAD_": "010000"},
                                  {"MALLOC_MMAP_THRESHOLD_": "4096",
-                                  "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1048576"}],
+                                  "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=1048576"},
+                                 {"MALLOC_MMAP_THRESHOLD_": "0"}],
                          ids=str)
 @pytest.mark.parametrize("name", ["t5_small_reuse", "t2_dynamic_threshold", "t1_tcache_and_top"])
 def test_spec_case_under_tunables_matches_real_glibc(name: str, env: dict[str, str]) -> None:

@@ -489,6 +489,10 @@ class Glibc236(ReallocMemalign, Allocator):
         gaps = av.system_mem - seg_total
         mm_in_use = sum(size for _, size in self.mmapped.values())
         mm_lead = sum(off for off, _ in self.mmapped.values())
+        tc = self.tcache
+        if tc is not None and tc.chunk in self.mmapped:   # the struct is malloc's own
+            mm_in_use -= self.mmapped[tc.chunk][1]
+            mm_lead += self.mmapped[tc.chunk][1]
         return HeapUsage(
             in_use=sum(av.inuse.values()) + mm_in_use,
             cached=cached,

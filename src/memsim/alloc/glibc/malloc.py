@@ -124,9 +124,8 @@ class Ptmalloc:
         if not mem:
             return
         p = mem - 16
-        if p in self.mmapped:
-            raise AssertionError("tcache struct cannot be mmapped (640 bytes)")
-        av.internal[p] = av.inuse.pop(p)
+        if p not in self.mmapped:                 # mmapped if mmap_threshold <= 0x290
+            av.internal[p] = av.inuse.pop(p)
         self.w(mem, TCACHE_STRUCT_SIZE)           # memset (tcache, 0, sizeof)
         self.tcache = Tcache(p, self.w)
 
