@@ -221,14 +221,18 @@ class PolicyModel:
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.sampled_from(["fifo", "lru", "clock"]),
        st.integers(2, 6), st.integers(1, 12),
-       st.lists(st.tuples(st.integers(0, 15), st.booleans()), min_size=1, max_size=60))
+       st.lists(st.tuples(st.integers(0, 15), st.booleans()), min_size=1, max_size=60),
+       st.booleans())
 def test_reclaim_matches_per_page_policy_model(policy: str, data: int, swap: int,
-                                               touches: list[tuple[int, bool]]) -> None:
+                                               touches: list[tuple[int, bool]],
+                                               eager: bool) -> None:
     tables = 3                                  # PUD, PMD, PTE for one small range
     m = Machine(ram=(2 + tables + data) * PAGE_SIZE, swap=swap * PAGE_SIZE,
                 replacement=policy, min_free_kbytes=0)
     t = FakeTask(m, 1)
     model = PolicyModel(policy, data, swap)
+    if eager:
+        t.pt._recent_min = t.pt._recent_limit = 0   # LRU: fold noted accesses in at once
     t.pt.fault(BASE, 1, write=False)            # build the tables; page 0 maps the zero page
     model.touch(0, False)
     for page, write in touches:

@@ -115,6 +115,8 @@ _NEED_READ = PTE_A
 _NEED_WRITE = PTE_A | PTE_D | PTE_W
 _FRESH_ANON = PTE_A | PTE_D | PTE_W
 _PAGE_MASK = ~(PAGE_SIZE - 1)
+_RECENT_MAX_BYTES = 16 * PAGE_SIZE      # LRU: accesses up to this size are noted, not split
+_RECENT_MIN_LIMIT = 4096                # pages noted before the stamps are applied
 
 PteValue = tuple[int, int, int, int]          # (kind, base, stamp, flags)
 
@@ -181,6 +183,10 @@ class PageTable:
         self.dead = False           # chosen by the OOM killer
         self.released = False       # unregistered from the machine
         self._lru = machine.track_recency and machine.replacement == "lru"
+        # LRU: page -> stamp of accesses to resident pages not yet applied to ``ptes``
+        self._recent: dict[int, int] = {}
+        self._recent_min = _RECENT_MIN_LIMIT
+        self._recent_limit = _RECENT_MIN_LIMIT
         self.pgd_pfn = machine._alloc_frames_all(1, None)[0][0]
 
     # --- counters --------------------------------------------------------------------------
@@ -226,23 +232,25 @@ class PageTable:
                 if v[3] & need == need:
                     if not self._lru or v[0] == ZERO:
                         return
-                    # LRU: nothing to re-stamp only if this page alone was touched last
+                    # LRU: nothing to re-stamp if this page alone was touched last
                     m = self.machine
                     page = addr & _PAGE_MASK
                     if (m._last_pt is self and m._last_page == page
-                            and end <= page + PAGE_SIZE and v[2] == m.epoch):
+                            and end <= page + PAGE_SIZE and m._last_epoch == m.epoch):
                         return
                     page_end = (end + PAGE_SIZE - 1) & _PAGE_MASK
-                    if self._starts[i] == page and self._ends[i] == page_end:
-                        # the access covers this whole extent: re-stamp it in place (a new
-                        # stamp never equals a neighbour's, so nothing can merge)
+                    if page_end - page <= _RECENT_MAX_BYTES:
+                        # note the access; the stamps are applied in one pass later
                         stamp = m._tick()
-                        self._values[i] = (v[0], v[1], stamp, v[3])
-                        m._index_push(stamp, self, page, page_end)
+                        recent = self._recent
+                        for p in range(page, page_end, PAGE_SIZE):
+                            recent[p] = stamp
                         if page_end - page == PAGE_SIZE:
-                            m._last_pt, m._last_page = self, page
+                            m._last_pt, m._last_page, m._last_epoch = self, page, stamp
                         else:
                             m._last_pt = None
+                        if len(recent) > self._recent_limit:
+                            self._apply_recent()
                         return
         elif length <= 0 or addr < 0:
             if length == 0:
@@ -306,7 +314,10 @@ class PageTable:
                 pos = self._fault_piece(pos, pe, v, write, file_backed, stamp)
             chunk = chunk_end
         if self._lru:
-            m._last_pt, m._last_page = (self, start) if end - start == PAGE_SIZE else (None, -1)
+            if end - start == PAGE_SIZE:
+                m._last_pt, m._last_page, m._last_epoch = self, start, m.epoch
+            else:
+                m._last_pt = None
 
     def _fault_piece(self, ps: int, pe: int, v: PteValue | None, write: bool,
                      file_backed: bool, stamp: int) -> int:
@@ -570,6 +581,7 @@ class PageTable:
         as ``try_realign_addr`` does, mutually misaligned-by-the-same-offset addresses are moved
         from that PMD boundary so that whole PTE tables can move."""
         self._check_range("move", old_start, old_end)
+        self._apply_recent()            # noted accesses follow their pages
         if new_start % PAGE_SIZE or new_start < 0:
             raise ValueError(f"move: new_start {new_start:#x} is not page aligned")
         length = old_end - old_start
@@ -631,6 +643,84 @@ class PageTable:
             self.ptes.set(ns, ne, v)
             if m.track_recency and (v[0] == ANON or v[0] == FILE):
                 m._index_push(v[2], self, ns, ne)
+
+    # --- LRU bookkeeping -----------------------------------------------------------------------
+    def _apply_recent(self) -> None:
+        """Fold the noted accesses (``_recent``: page -> stamp) into the PTE extents in one
+        merge pass: a resident page gets the newer of its stamp and the noted one, which splits
+        its extent. One pass over the extents per batch instead of a list insert per access
+        keeps exact LRU cheap when many pages are touched in random order."""
+        recent = self._recent
+        if not recent:
+            return
+        items = sorted(recent.items())
+        recent.clear()
+        ptes = self.ptes
+        starts, ends, values = ptes.starts, ptes.ends, ptes.values
+        i0 = ptes.first_index(items[0][0])
+        i1 = bisect_right(starts, items[-1][0])
+        new_s: list[int] = []
+        new_e: list[int] = []
+        new_v: list[PteValue] = []
+        pushes: list[tuple[int, int, int]] = []
+
+        def emit(s: int, e: int, v: PteValue) -> None:
+            if new_e and new_e[-1] == s and _pte_slice(new_v[-1], s - new_s[-1]) == v:
+                new_e[-1] = e
+            else:
+                new_s.append(s)
+                new_e.append(e)
+                new_v.append(v)
+
+        k, n_items = 0, len(items)
+        idx = i0
+        while idx < i1:
+            s, e, v = starts[idx], ends[idx], values[idx]
+            while k < n_items and items[k][0] < s:
+                k += 1                                  # noted pages no longer mapped
+            if k == n_items or items[k][0] >= e:
+                # no noted page in this extent: copy it and the untouched ones after it
+                nxt = i1 if k == n_items else max(idx + 1, bisect_right(starts, items[k][0]) - 1)
+                nxt = min(nxt, i1)
+                emit(s, e, v)
+                new_s.extend(starts[idx + 1:nxt])
+                new_e.extend(ends[idx + 1:nxt])
+                new_v.extend(values[idx + 1:nxt])
+                idx = nxt
+                continue
+            idx += 1
+            if v[0] != ANON and v[0] != FILE:
+                emit(s, e, v)
+                continue
+            cursor = s
+            while k < n_items and items[k][0] < e:
+                p, t = items[k]
+                k += 1
+                if t <= v[2]:
+                    continue
+                if p > cursor:
+                    emit(cursor, p, _pte_slice(v, cursor - s))
+                emit(p, p + PAGE_SIZE, (v[0], v[1] + ((p - s) >> PAGE_SHIFT), t, v[3]))
+                pushes.append((t, p, p + PAGE_SIZE))
+                cursor = p + PAGE_SIZE
+            if cursor < e:
+                emit(cursor, e, v if cursor == s else _pte_slice(v, cursor - s))
+        # a run built here may continue the extents just outside the rebuilt slice
+        if i1 < len(starts) and new_e and new_e[-1] == starts[i1] and \
+                _pte_slice(new_v[-1], new_e[-1] - new_s[-1]) == values[i1]:
+            new_e[-1] = ends[i1]
+            i1 += 1
+        if i0 > 0 and new_s and ends[i0 - 1] == new_s[0] and \
+                _pte_slice(values[i0 - 1], ends[i0 - 1] - starts[i0 - 1]) == new_v[0]:
+            i0 -= 1
+            new_s[0] = starts[i0]
+        starts[i0:i1] = new_s
+        ends[i0:i1] = new_e
+        values[i0:i1] = new_v
+        m = self.machine
+        for t, p, e in pushes:
+            m._index_push(t, self, p, e)
+        self._recent_limit = max(self._recent_min, len(starts))
 
     # --- reclaim hooks (called by the machine) ---------------------------------------------------
     def _set_stamp_clear_a(self, start: int, end: int, stamp: int) -> None:
