@@ -109,14 +109,16 @@ def run_real(script: Sequence[str], env: Mapping[str, str] | None = None,
     exe = replay_binary()
     full_env = {k: v for k, v in os.environ.items()
                 if not k.startswith("MALLOC_") and k != "GLIBC_TUNABLES"}
-    full_env.update(env or {})
+    if not trace:
+        full_env.update(env or {})
     with tempfile.TemporaryDirectory() as d:
         sp = Path(d) / "script"
         sp.write_text("\n".join(script) + "\n")
         log = Path(d) / "strace"
         cmd = [str(exe), str(sp)]
-        if trace:
-            cmd = ["strace", "-o", str(log), "-e",
+        if trace:       # the variables go to the program only, not to strace's own malloc
+            sets = [x for k, v in (env or {}).items() for x in ("-E", f"{k}={v}")]
+            cmd = ["strace", "-o", str(log), *sets, "-e",
                    "trace=brk,mmap,munmap,mremap,madvise,getppid"] + cmd
         res = subprocess.run(cmd, capture_output=True, text=True, env=full_env, timeout=300)
         if res.returncode != 0:

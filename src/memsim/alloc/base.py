@@ -27,6 +27,8 @@ Conventions, as in C:
 * ``check()`` asserts every invariant of the allocator's structures (AssertionError on
   failure); tests call it after every step.
 * ``usage()`` puts every byte the allocator obtained from the kernel in exactly one bucket.
+* Behaviour of the real allocator that a model does not simulate raises
+  :class:`NotModelled` rather than diverging silently.
 
 The registry maps a short name (``"glibc"``) to an allocator class with a one-line
 description: :func:`register`, :func:`get`, :func:`available`, :func:`create`.
@@ -39,7 +41,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, TypeVar
 
-from memsim.errors import ConfigError, Signal
+from memsim.errors import ConfigError, MemsimError, Signal
 from memsim.kernel.abi import EINVAL, ENOMEM, Syscalls
 from memsim.units import PAGE_SIZE
 
@@ -48,6 +50,7 @@ __all__ = [
     "AllocatorAbort",
     "HeapUsage",
     "MallInfo2",
+    "NotModelled",
     "available",
     "create",
     "get",
@@ -74,6 +77,11 @@ class AllocatorAbort(Signal):
         if ptr:
             text += f" (pointer {ptr:#x})"
         super().__init__(text)
+
+
+class NotModelled(MemsimError):
+    """The program reached behaviour the allocator model does not simulate (for glibc: a
+    thread arena). Going on would silently diverge from the real allocator, so it stops."""
 
 
 @dataclass

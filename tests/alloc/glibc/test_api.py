@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+
+from memsim.alloc import NotModelled
 from memsim.alloc.glibc import Glibc236
 from memsim.kernel.abi import EINVAL, ENOMEM
 
@@ -48,3 +51,12 @@ def test_malloc_stats_text() -> None:
     lines = g.malloc_stats().splitlines()
     assert lines[0] == "Arena 0:" and lines[3] == "Total (incl. mmap):"
     assert lines[1] == f"system bytes     = {g.av.system_mem:10d}"
+
+
+def test_a_first_malloc_the_main_arena_cannot_serve_is_not_modelled() -> None:
+    """glibc would put the tcache in a new thread arena: the model stops instead."""
+    fake = FakeSyscalls()
+    fake.brk_limit = fake.brk0 + (1 << 20)              # brk and mmap both refuse 2**50
+    g = Glibc236(fake, env={"MALLOC_TOP_PAD_": str(1 << 50)})
+    with pytest.raises(NotModelled, match="thread arena"):
+        g.malloc(10)

@@ -26,7 +26,7 @@ Chunk addresses are the chunk headers (``p``); functions that return user pointe
 
 from __future__ import annotations
 
-from memsim.alloc.base import AllocatorAbort
+from memsim.alloc.base import AllocatorAbort, NotModelled
 from memsim.alloc.glibc.chunk import (
     FASTBIN_CONSOLIDATION_THRESHOLD,
     MAX_ITERS,
@@ -59,6 +59,12 @@ PAGE_MASK = PAGESIZE - 1
 MORECORE_FAILURE = 0
 SIZEOF_MALLOC_CHUNK = 48       # bytes, sizeof(struct malloc_chunk)
 INT64_MAX = (1 << 63) - 1
+
+
+def _as_long(value: int) -> int:
+    """``(long int) value``: wrap to a signed 64-bit integer, as C arithmetic does."""
+    value &= SIZE_MAX
+    return value - (1 << 64) if value > INT64_MAX else value
 
 
 class Ptmalloc:
@@ -118,11 +124,15 @@ class Ptmalloc:
     # --- tcache -----------------------------------------------------------------------------
     def tcache_init(self) -> None:
         """``tcache_init`` (L3229): carve the tcache_perthread_struct (chunk 0x290) with
-        _int_malloc and zero it. On failure the tcache stays absent (retried next call)."""
+        _int_malloc and zero it. If the main arena cannot, glibc retries in another arena
+        (``arena_get_retry`` creates a thread arena even in a single-threaded program): that
+        is not modelled, and raises NotModelled."""
         av = self.av
         mem = self._int_malloc(av, TCACHE_STRUCT_SIZE)
         if not mem:
-            return
+            raise NotModelled("the main arena cannot hold the tcache (640 bytes): glibc 2.36 "
+                              "would now create a thread arena (tcache_init -> "
+                              "arena_get_retry); thread arenas are not modelled")
         p = mem - 16
         if p not in self.mmapped:                 # mmapped if mmap_threshold <= 0x290
             av.internal[p] = av.inuse.pop(p)
@@ -416,9 +426,10 @@ class Ptmalloc:
         """
         minsize, unit = PAGESIZE, MMAP_AS_MORECORE_SIZE
         if av.contiguous:
-            size = align_up(size + old_size, unit)
-        if size < minsize:
+            size = _as_long(align_up(size + old_size, unit))
+        if size & SIZE_MAX < minsize:
             size = minsize
+        size &= SIZE_MAX
         if size <= nb:
             return 0, 0
         mbrk = self.mmap(size)
@@ -440,11 +451,13 @@ class Ptmalloc:
         old_size = av.top_size
         old_end = old_top + old_size
         brk = snd_brk = MORECORE_FAILURE
-        size = nb + mp.top_pad + MINSIZE
+        # Tricky: ``long int size = nb + mp_.top_pad + MINSIZE`` wraps like C (a top_pad set
+        # to -1 through size_t makes it nb + 31), and ``size > 0`` is a signed test.
+        size = _as_long(nb + mp.top_pad + MINSIZE)
         if av.contiguous:
-            size -= old_size
-        size = align_up(size, PAGESIZE)
-        if 0 < size <= INT64_MAX:
+            size = _as_long(size - old_size)
+        size = _as_long(align_up(size, PAGESIZE))
+        if size > 0:
             brk = self.morecore(size)
         if brk == MORECORE_FAILURE:
             mbrk, msize = self._mmap_fallback(av, size, nb, old_size)
