@@ -213,6 +213,34 @@ def _ceiling(sl: SortedList, key: int) -> int | None:
     return lst[bisect_left(lst, key)]
 
 
+def _sl_replace(sl: SortedList, old: int, new: int) -> None:
+    """Replace ``old`` by ``new`` in ``sl``: in place when ``new`` sorts where ``old`` was
+    (the common case of a split or merge that leaves the block's rank alone), else remove and
+    add. Tricky: writes SortedList's ``_lists``/``_maxes`` directly; its positional
+    ``_index`` depends only on the sublist lengths, which do not change."""
+    maxes = sl._maxes
+    lists = sl._lists
+    j = bisect_left(maxes, old)
+    lst = lists[j]
+    i = bisect_left(lst, old)
+    last = len(lst) - 1
+    if i:
+        lo = lst[i - 1]
+    else:
+        lo = lists[j - 1][-1] if j else -1
+    if i < last:
+        hi = lst[i + 1]
+    else:
+        hi = lists[j + 1][0] if j + 1 < len(lists) else 1 << 200
+    if lo < new < hi:
+        lst[i] = new
+        if i == last:
+            maxes[j] = new
+        return
+    sl.remove(old)
+    sl.add(new)
+
+
 _PLACEMENTS = ("first", "next", "best", "worst")
 _ORDERS = ("address", "lifo", "fifo", "size")
 _COALESCE = ("immediate", "deferred", "none")
@@ -300,8 +328,11 @@ class SeqFit(ClassicAllocator):
         best_worst = self.placement in ("best", "worst")
         self.fits: FitList | None = None if best_worst else FitList()
         self.sorted: SortedList | None = SortedList() if best_worst else None
-        # address-ordered lists take the fast paths (_place_fast, _release_fast)
-        self.fast = self.order == "address"
+        # address-ordered lists, and LIFO/FIFO lists searched first/next fit, take the fast
+        # paths (_place_fast, _release_fast)
+        self.fast = self.order == "address" or (self.fits is not None and
+                                                self.order in ("lifo", "fifo"))
+        self.rover_fix = self.placement == "next" and self.order == "address"
         self.merge = self.coalesce == "immediate"
         self.next_fit = self.placement == "next"
         if self.mmap_threshold is None:
@@ -314,7 +345,9 @@ class SeqFit(ClassicAllocator):
         paths do not re-decide the policy on every call (same results as the methods)."""
         order, placement = self.order, self.placement
         if order in ("lifo", "fifo"):
-            return                                 # the general methods
+            if self.fits is not None:
+                self._specialise_seq()
+            return                                 # best/worst: the general methods
         if order != "address":
             return
         sl = self.sorted
@@ -334,7 +367,7 @@ class SeqFit(ClassicAllocator):
 
             self._index_add = ix_add                # type: ignore[method-assign]
             self._index_remove = ix_remove          # type: ignore[method-assign]
-            self._ix_move = ix_move
+            self._ix_move = self._ix_merge = ix_move
             if placement == "first":
                 first_fit = fits.first_fit
 
@@ -353,8 +386,7 @@ class SeqFit(ClassicAllocator):
                 remove((size << _SHIFT) | blk)
 
             def ix_move(old: int, old_size: int, new: int, size: int) -> None:
-                remove((old_size << _SHIFT) | old)
-                add((size << _SHIFT) | new)
+                _sl_replace(sl, (old_size << _SHIFT) | old, (size << _SHIFT) | new)
 
             def find(asize: int) -> int:
                 k = _ceiling(sl, asize << _SHIFT)
@@ -367,8 +399,8 @@ class SeqFit(ClassicAllocator):
                 remove(((_SIZE_MAX - size) << _SHIFT) | blk)
 
             def ix_move(old: int, old_size: int, new: int, size: int) -> None:
-                remove(((_SIZE_MAX - old_size) << _SHIFT) | old)
-                add(((_SIZE_MAX - size) << _SHIFT) | new)
+                _sl_replace(sl, ((_SIZE_MAX - old_size) << _SHIFT) | old,
+                            ((_SIZE_MAX - size) << _SHIFT) | new)
 
             def find(asize: int) -> int:
                 lists = sl._lists
@@ -376,12 +408,63 @@ class SeqFit(ClassicAllocator):
                     return 0
                 k = lists[0][0]
                 return 0 if _SIZE_MAX - (k >> _SHIFT) < asize else k & _POS_MAX
-        self._ix_move = ix_move
+        self._ix_move = self._ix_merge = ix_move
         self._index_add = ix_add                    # type: ignore[method-assign]
         self._index_remove = ix_remove              # type: ignore[method-assign]
         self._find = find                           # type: ignore[method-assign]
 
     # --- the free index ----------------------------------------------------------------------
+    def _specialise_seq(self) -> None:
+        """The closures of a LIFO/FIFO list searched first or next fit: a split remainder
+        keeps its place in the list (one in-place update), a merged block is unlinked and
+        inserted anew (at the front for LIFO, the back for FIFO)."""
+        fits = self.fits
+        assert fits is not None
+        insert, fremove, freplace = fits.insert, fits.remove, fits.replace
+        pos, at_pos, seq = self.pos, self.at_pos, self.seq
+        lifo = self.order == "lifo"
+
+        def ix_add(blk: int, size: int) -> None:
+            p = next(seq)
+            if lifo:
+                p = _POS_MAX - p
+            pos[blk] = p
+            at_pos[p] = blk
+            insert(p, size)
+
+        def ix_remove(blk: int, size: int, keep_pos: bool = False) -> None:
+            p = pos.pop(blk)
+            del at_pos[p]
+            fremove(p)
+
+        def ix_move(old: int, old_size: int, new: int, size: int) -> None:
+            p = pos.pop(old)
+            pos[new] = p
+            at_pos[p] = new
+            freplace(p, p, size)
+
+        def ix_merge(old: int, old_size: int, new: int, size: int) -> None:
+            ix_remove(old, old_size)
+            ix_add(new, size)
+
+        first_fit = fits.first_fit
+        if self.placement == "first":
+            def find(asize: int) -> int:
+                k = first_fit(asize)
+                return 0 if k is None else at_pos[k]
+        else:
+            def find(asize: int) -> int:
+                k = first_fit(asize, self.rover)
+                if k is None:
+                    k = first_fit(asize)
+                return 0 if k is None else at_pos[k]
+
+        self._index_add = ix_add                    # type: ignore[method-assign]
+        self._index_remove = ix_remove              # type: ignore[method-assign]
+        self._ix_move = ix_move
+        self._ix_merge = ix_merge
+        self._find = find                           # type: ignore[method-assign]
+
     def _position(self, blk: int, size: int) -> int:
         """The list position of a free block (a key of the free index)."""
         order = self.order
@@ -543,7 +626,7 @@ class SeqFit(ClassicAllocator):
         hdr = self.hdr
         fa = self.ftr_alloc
         if self.next_fit:
-            self.rover = blk
+            self.rover = blk if self.order == "address" else self.pos[blk]
         if rest >= self.min_block:
             r = blk + asize
             fb[r] = rest
@@ -591,14 +674,14 @@ class SeqFit(ClassicAllocator):
             size += ps
             fb[prev] = size
             fe[prev + size] = prev
-            self._ix_move(prev, ps, prev, size)
+            self._ix_merge(prev, ps, prev, size)
             blk = prev
         elif ns is not None:
             del fb[nxt]
             size += ns
             fb[blk] = size
             fe[blk + size] = blk
-            self._ix_move(nxt, ns, blk, size)
+            self._ix_merge(nxt, ns, blk, size)
         else:
             fb[blk] = size
             fe[blk + size] = blk
@@ -608,7 +691,7 @@ class SeqFit(ClassicAllocator):
             w(blk, self.hdr + self.links)
         if self.ftr_free:
             w(blk + size - self.ftr_free, self.ftr_free)
-        if self.next_fit and blk < self.rover < blk + size:
+        if self.rover_fix and blk < self.rover < blk + size:
             self.rover = blk                       # CS:APP: the rover never points inside
 
     def _release(self, blk: int, size: int) -> None:
