@@ -299,6 +299,7 @@ class SeqFit(ClassicAllocator):
         self.hdr: int = o["header"]
         self.ftr_free: int = self.hdr if self.coalesce != "none" or o["footer"] == "all" else 0
         self.ftr_alloc: int = self.hdr if o["footer"] == "all" else 0
+        self.hdr_ftr = self.hdr + self.ftr_alloc
         self.links = 0 if self.implicit else LINKS
         need = max(self.hdr + self.links + self.ftr_free, self.hdr + self.ftr_alloc, 1)
         self.min_block: int = o["min_block"]
@@ -771,6 +772,32 @@ class SeqFit(ClassicAllocator):
         if mt is not None and size >= mt:
             return self.big_alloc(size, self.alignment, max(self.hdr, 16))
         return self._heap_malloc(size)
+
+    def malloc(self, size: int) -> int:
+        """``malloc``: the fast path (an address/LIFO/FIFO list with a fit, no mmap) inline,
+        anything else through the general path (ClassicAllocator.malloc)."""
+        if self.fast and self.mmap_threshold is None and 0 <= size <= _SIZE_MAX >> 2:
+            a = self.alignment
+            asize = (size + self.hdr_ftr + a - 1) & -a
+            if asize < self.min_block:
+                asize = self.min_block
+            blk = self._find(asize)
+            if blk:
+                self._place_fast(blk, asize)
+                return blk + self.hdr
+        return ClassicAllocator.malloc(self, size)
+
+    def free(self, ptr: int) -> None:
+        """``free``: the fast path inline, misuse and mmapped blocks through ``_free``."""
+        if self.fast:
+            blk = ptr - self.hdr
+            size = self.alloc_blocks.pop(blk, None)
+            if size is not None:
+                self.in_use_bytes -= size
+                self._release_fast(blk, size)
+                return
+        if ptr:
+            self._free(ptr)
 
     def _heap_malloc(self, size: int) -> int:
         if size > _SIZE_MAX >> 2:
