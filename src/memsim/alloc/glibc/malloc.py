@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from memsim.alloc.base import AllocatorAbort, NotModelled
 from memsim.alloc.glibc.chunk import (
+    DEFAULT_MMAP_THRESHOLD_MAX,
     FASTBIN_CONSOLIDATION_THRESHOLD,
     MAX_ITERS,
     MIN_LARGE_SIZE,
@@ -56,6 +57,7 @@ from memsim.kernel.abi import (
 )
 
 PAGE_MASK = PAGESIZE - 1
+HEAP_MAX_SIZE = 2 * DEFAULT_MMAP_THRESHOLD_MAX   # bytes, a thread arena's heap (arena.c)
 MORECORE_FAILURE = 0
 SIZEOF_MALLOC_CHUNK = 48       # bytes, sizeof(struct malloc_chunk)
 INT64_MAX = (1 << 63) - 1
@@ -124,15 +126,26 @@ class Ptmalloc:
     # --- tcache -----------------------------------------------------------------------------
     def tcache_init(self) -> None:
         """``tcache_init`` (L3229): carve the tcache_perthread_struct (chunk 0x290) with
-        _int_malloc and zero it. If the main arena cannot, glibc retries in another arena
-        (``arena_get_retry`` creates a thread arena even in a single-threaded program): that
-        is not modelled, and raises NotModelled."""
+        _int_malloc and zero it.
+
+        If the main arena cannot, glibc retries in another arena: ``arena_get_retry`` tries to
+        create a thread arena even in a single-threaded program (``new_heap``: a 128 MiB
+        PROT_NONE reservation, then mprotect of at most 64 MiB). When the kernel is out of
+        memory that attempt fails too, the tcache stays absent (retried on the next call) and
+        the caller carries on with the main arena: modelled, minus the failed attempt's
+        transient syscalls. When the main arena failed only because top_pad made its request
+        larger than a thread heap (64 MiB), the thread arena would be created: not modelled,
+        NotModelled is raised.
+        """
         av = self.av
         mem = self._int_malloc(av, TCACHE_STRUCT_SIZE)
         if not mem:
-            raise NotModelled("the main arena cannot hold the tcache (640 bytes): glibc 2.36 "
-                              "would now create a thread arena (tcache_init -> "
-                              "arena_get_retry); thread arenas are not modelled")
+            if self.mp.top_pad + TCACHE_STRUCT_SIZE + MINSIZE > HEAP_MAX_SIZE:
+                raise NotModelled(
+                    "the main arena cannot hold the tcache with top_pad "
+                    f"{self.mp.top_pad:#x}: glibc 2.36 would now create a thread arena "
+                    "(tcache_init -> arena_get_retry); thread arenas are not modelled")
+            return
         p = mem - 16
         if p not in self.mmapped:                 # mmapped if mmap_threshold <= 0x290
             av.internal[p] = av.inuse.pop(p)
