@@ -259,3 +259,31 @@ def test_check_usage_errors(trace: Path, tmp_path: Path,
     assert "no brk0" in err
     # replay still works on it
     assert replay(no_brk0).calls == 1
+
+
+# --- the corpus -----------------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+#: Corpus traces small enough for the default run (a few seconds together).
+QUICK = ("awk", "bzip2", "gzip", "sort", "xz", "tclsh", "grep", "make")
+
+
+def _corpus_traces(names: tuple[str, ...] | None) -> list[Path]:
+    found = sorted(CORPUS.glob("*.trace.zst")) if CORPUS.is_dir() else []
+    return [p for p in found if names is None or p.name.split(".")[0] in names]
+
+
+@pytest.mark.parametrize("path", _corpus_traces(QUICK), ids=lambda p: p.name)
+def test_small_corpus_traces_match_at_100_percent(path: Path) -> None:
+    res = check(path, keep_going=True)
+    assert res.ok, res.first.describe() if res.first else res.replay.skip_report
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", _corpus_traces(None), ids=lambda p: p.name)
+def test_every_corpus_trace_matches_at_100_percent(path: Path,
+                                                   request: pytest.FixtureRequest) -> None:
+    if "slow" not in (request.config.getoption("markexpr") or ""):
+        pytest.skip("slow (minutes): run with -m slow")
+    res = check(path, keep_going=True)
+    assert res.ok, res.first.describe() if res.first else res.replay.skip_report
