@@ -634,11 +634,17 @@ class SeqFit(ClassicAllocator):
             self.free_end[blk + bsize] = r
             self._ix_move(blk, bsize, r, rest)
             self.free_bytes -= asize
-            if hdr:
-                w(blk, hdr)
-            # the allocated footer, the remainder's header and links are contiguous
-            if fa + hdr + self.links:
-                w(r - fa, fa + hdr + self.links)
+            # the allocated footer, the remainder's header and links are contiguous; when
+            # they share a page or the next one with the header, one write covers all
+            # three (Tricky: the same pages are touched, which is all a store changes here)
+            e = r + hdr + self.links
+            if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                w(blk, e - blk)
+            else:
+                if hdr:
+                    w(blk, hdr)
+                if e > r - fa:
+                    w(r - fa, e - r + fa)
             ff = self.ftr_free
             if ff:
                 w(blk + bsize - ff, ff)
@@ -688,10 +694,15 @@ class SeqFit(ClassicAllocator):
             fe[blk + size] = blk
             self._index_add(blk, size)
         w = self.w
-        if self.hdr + self.links:
-            w(blk, self.hdr + self.links)
-        if self.ftr_free:
-            w(blk + size - self.ftr_free, self.ftr_free)
+        hl = self.hdr + self.links
+        ff = self.ftr_free
+        if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
+            w(blk, size)                           # header and footer on adjacent pages
+        else:
+            if hl:
+                w(blk, hl)
+            if ff:
+                w(blk + size - ff, ff)
         if self.rover_fix and blk < self.rover < blk + size:
             self.rover = blk                       # CS:APP: the rover never points inside
 
