@@ -82,6 +82,8 @@ static long sc6(long n, long a, long b, long c, long d, long e, long f) {
 #define VMAX 512                /* VMAs parsed in the prologue */
 static char *inbuf, *pbuf, *obuf;
 static unsigned long *reg, *vs, *ve;
+static volatile unsigned long *magic;   /* canary at the end of the work area */
+#define MAGIC 0x6b64726976657221UL
 static int olen;
 static unsigned long brk0, curbrk, anchor, stack0;
 static sigjmp_buf segv_env;
@@ -182,8 +184,17 @@ static void result(long ret) {            /* raw syscall return: -4095..-1 is -e
 }
 
 /* ---- faults ------------------------------------------------------------------------------ */
+static volatile int in_touch;          /* 1 while a program's read/write runs */
+static void die(const char *msg, int status) {
+    long n = 0;
+    while (msg[n]) n++;
+    SC(SYS_write, 2, msg, n, 0, 0, 0);
+    SC(SYS_exit_group, status, 0, 0, 0, 0, 0);
+}
 static void on_segv(int sig, siginfo_t *si, void *uc) {
     (void)sig; (void)uc;
+    if (!in_touch)                       /* the program unmapped or replaced driver memory */
+        die("kdriver: SIGSEGV in the driver itself\n", 5);
     segv_code = si->si_code;
     segv_addr = (long)si->si_addr;
     siglongjmp(segv_env, 1);
@@ -193,10 +204,12 @@ static void on_segv(int sig, siginfo_t *si, void *uc) {
 static void touch(unsigned long a, long len, long every, int write) {
     if (len <= 0) { result(0); return; }
     if (sigsetjmp(segv_env, 1)) {
+        in_touch = 0;
         puts_("R segv "); putl(segv_code); puts_(" "); putu((unsigned long)segv_addr); puts_("\n");
         flush();
         return;
     }
+    in_touch = 1;
     unsigned long end = a + (unsigned long)len;
     if (every <= 0) every = 1;
     if ((unsigned long)every >= PAGE) {
@@ -212,6 +225,7 @@ static void touch(unsigned long a, long len, long every, int write) {
             if (write) *(volatile char *)p = 1; else (void)*(volatile char *)p;
         }
     }
+    in_touch = 0;
     result(0);
 }
 
@@ -277,7 +291,9 @@ static void prologue(void) {
     for (unsigned long i = 0; i < PBUF_SZ + OBUF_SZ + NREG * 8 + 2 * VMAX * 8; i += PAGE)
         pbuf[i] = 0;                     /* every buffer page but the program's */
     volatile char *volatile bad = (volatile char *)16;
+    in_touch = 1;
     if (!sigsetjmp(segv_env, 1)) (void)*bad;
+    in_touch = 0;
     /* 5: pad the VMA count to MAPS_TARGET lines, so vm.max_map_count is reached at the same
      * op on both sides (one-page PROT_NONE mappings, two pages apart, far from everything) */
     for (long i = 0, c = map_count(); c >= 0 && c < MAPS_TARGET; i++, c++)
@@ -291,6 +307,7 @@ static void prologue(void) {
     }
     slurp("/proc/self/status");
     map_count();
+    *magic = MAGIC;                      /* after the VMA table (ve) was last written */
 }
 
 int main(void) {
@@ -300,6 +317,7 @@ int main(void) {
     if ((long)area < 0) return 2;
     inbuf = area; pbuf = inbuf + INBUF_SZ; obuf = pbuf + PBUF_SZ;
     reg = (unsigned long *)(obuf + OBUF_SZ); vs = reg + NREG; ve = vs + VMAX;
+    magic = ve + VMAX - 1;
     while ((r = SC(SYS_read, 0, inbuf + n, INBUF_SZ - 1 - n, 0, 0, 0)) > 0) n += r;
     if (n >= (long)INBUF_SZ - 1) return 3;          /* program too large */
     inbuf[n] = 0;
@@ -366,6 +384,8 @@ int main(void) {
         }
         default: break;
         }
+        if (*magic != MAGIC)                 /* the work area was replaced (MAP_FIXED) */
+            die("kdriver: the program replaced the driver's own memory\n", 4);
         while (*ip && *ip != '\n') ip++;
         if (*ip) ip++;
     }

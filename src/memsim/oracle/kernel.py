@@ -461,10 +461,11 @@ class RealRunner:
             if r is None:
                 how = (f"killed by signal {-proc.returncode}" if proc.returncode < 0
                        else f"exit status {proc.returncode}")
-                raise MemsimError(f"the real driver (kdriver) died before line {op.lineno} "
-                                  f"({op.text}), {how}: did the program unmap or overwrite "
-                                  f"the driver's own memory above the anchor? "
-                                  f"{proc.stderr.strip()[:200]}")
+                why = proc.stderr.strip()[:200] or "no message"
+                raise MemsimError(f"the real driver (kdriver) stopped at line {op.lineno} "
+                                  f"({op.text}), {how}: {why}. Programs must leave the "
+                                  f"memory above the anchor alone: the driver, ld.so and libc "
+                                  f"live there")
             if r[1] == "ok":
                 value = int(r[2])
                 run.outcomes.append(Outcome("ok", regs.describe(op, value)))

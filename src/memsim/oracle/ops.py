@@ -481,8 +481,8 @@ def random_program_wide(seed: int, n_ops: int = 200, mark_every_op: bool = True,
                 base, blen = pick()
                 # never above the picked region's end: the real driver's own mappings (and
                 # libc) lie above the anchor, and a MAP_FIXED over them would kill it
-                top = max(0, (blen - length) // page)
-                off = rng.randrange(-(length // page), top + 1) * page
+                lo_off, hi_off = -(length // page), (blen - length) // page
+                off = rng.randrange(lo_off, max(lo_off, hi_off) + 1) * page
                 where = f"{base}{'+' if off >= 0 else '-'}{abs(off)}"
                 opts += rng.choice([" fixed", " noreplace", ""]) + f" addr={where}"
             if length <= (4 << 20) and rng.random() < 0.1:
