@@ -325,4 +325,7 @@ def test_round_trip_property(tmp_path_factory: pytest.TempPathFactory,
     write_trace(p, calls, {"brk0": 0x555555559000})  # type: ignore[arg-type]
     with TraceReader(p) as tr:
         got = [c[:5] for c in tr]
+        tr.live.check()
     assert got == calls
+    assert tr.live.live_count() == len({c[3] for c in calls if c[0] != "f"}) - sum(
+        1 for c in calls if c[0] == "f") - sum(1 for c in calls if c[0] == "r")

@@ -55,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
     if not command:
         raise UsageError("no command to record (use: memsim record [-o OUT] -- COMMAND "
                          "[ARGS...])")
+    if args.output == "-":
+        raise UsageError("-o - is not supported: a recording may write several files "
+                         "(one per process); give a file name")
     env = fixed_environment() if args.fixed_env else None
     result = record(command, args.output, aslr=args.aslr, env=env, level=args.level)
     for line in format_report(result):

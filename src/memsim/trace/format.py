@@ -222,6 +222,12 @@ class LiveSet:
     def live_count(self) -> int:
         return sum(1 for v in self.state.values() if v)
 
+    def check(self) -> None:
+        """Assert the invariants: addresses are non-NULL 64-bit ints, states are booleans."""
+        for addr, live in self.state.items():
+            assert isinstance(addr, int) and 0 < addr < _MAX64, addr
+            assert live is True or live is False, (addr, live)
+
     def apply(self, op: str, a: int, b: int, ret: int) -> str | None:
         """Apply one call; returns why it is inconsistent (and applies nothing), or None."""
         state = self.state
