@@ -65,7 +65,7 @@ the sums; the index's own order and augmentation hold.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from itertools import count
+from itertools import accumulate, count
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -89,21 +89,46 @@ class FitList:
     Keys are ints (the list position: an address, a sequence number, or size<<48|address);
     :meth:`first_fit` returns the first block, in key order from an optional start key,
     whose size is at least ``n``. Buckets hold up to ``2 * LOAD`` keys (sortedcontainers'
-    layout). Costs: insert/remove O(log n + B); first_fit O(n/B + B).
+    layout); ``pmax`` holds the running maximum of the bucket maxima, a non-decreasing list,
+    so the first bucket holding a fit is one C bisect. Costs: first_fit O(log(n/B) + B);
+    insert/remove/replace O(log n + B), plus O(n/B) C-level list work when a running
+    maximum moves (rare: the largest free block is usually the heap's last).
     """
 
-    LOAD = 32
+    LOAD = 16
 
     def __init__(self) -> None:
         self.keys: list[list[int]] = []
         self.sizes: list[list[int]] = []
         self.maxes: list[int] = []
         self.mins: list[int] = []          # first key of each bucket (for bisect)
+        self.pmax: list[int] = []          # pmax[j] = max(maxes[:j + 1])
         self.n = 0
 
     def __len__(self) -> int:
         return self.n
 
+    # --- the bucket maxima and their running maximum ----------------------------------------
+    def _raise(self, j: int, m: int) -> None:
+        """Bucket ``j``'s largest block grew to ``m``."""
+        self.maxes[j] = m
+        pm = self.pmax
+        if pm[j] < m:
+            e = bisect_left(pm, m, j)
+            pm[j:e] = [m] * (e - j)
+
+    def _lower(self, j: int, old: int, m: int) -> None:
+        """Bucket ``j``'s largest block shrank from ``old`` to ``m``."""
+        maxes = self.maxes
+        maxes[j] = m
+        pm = self.pmax
+        base = pm[j - 1] if j else 0
+        if pm[j] != old or base >= old:
+            return                         # the running maximum comes from elsewhere
+        e = bisect_right(pm, old, j)       # pm[j:e] all equal old
+        pm[j:e] = list(accumulate(maxes[j:e], max, initial=base))[1:]
+
+    # --- updates ------------------------------------------------------------------------------
     def insert(self, key: int, size: int) -> None:
         self.n += 1
         mins = self.mins
@@ -111,6 +136,7 @@ class FitList:
             self.keys.append([key])
             self.sizes.append([size])
             self.maxes.append(size)
+            self.pmax.append(size)
             mins.append(key)
             return
         j = bisect_right(mins, key) - 1
@@ -120,16 +146,20 @@ class FitList:
         ks = self.keys[j]
         i = bisect_left(ks, key)
         ks.insert(i, key)
-        self.sizes[j].insert(i, size)
+        sz = self.sizes[j]
+        sz.insert(i, size)
         if size > self.maxes[j]:
-            self.maxes[j] = size
+            self._raise(j, size)
         if len(ks) > 2 * self.LOAD:
             half = self.LOAD
-            sz = self.sizes[j]
+            lo, hi = max(sz[:half]), max(sz[half:])
             self.keys[j:j + 1] = [ks[:half], ks[half:]]
             self.sizes[j:j + 1] = [sz[:half], sz[half:]]
-            self.maxes[j:j + 1] = [max(sz[:half]), max(sz[half:])]
+            self.maxes[j:j + 1] = [lo, hi]
             mins[j:j + 1] = [ks[0], ks[half]]
+            pm = self.pmax
+            before = pm[j - 1] if j else 0
+            pm.insert(j, lo if lo > before else before)   # pm[j + 1] is unchanged
 
     def remove(self, key: int) -> int:
         """Remove ``key``; returns its size."""
@@ -141,12 +171,15 @@ class FitList:
         del ks[i]
         self.n -= 1
         if not ks:
-            del self.keys[j], self.sizes[j], self.maxes[j], self.mins[j]
+            self._lower(j, size, 0)
+            del self.keys[j], self.sizes[j], self.maxes[j], self.mins[j], self.pmax[j]
             return size
         if i == 0:
             self.mins[j] = ks[0]
         if size == self.maxes[j]:
-            self.maxes[j] = max(sz)
+            m = max(sz)
+            if m < size:
+                self._lower(j, size, m)
         return size
 
     def replace(self, old: int, new: int, size: int) -> None:
@@ -163,31 +196,42 @@ class FitList:
             self.mins[j] = new
         m = self.maxes[j]
         if size > m:
-            self.maxes[j] = size
+            self._raise(j, size)
         elif before == m and size < before:
-            self.maxes[j] = max(sz)
+            m2 = max(sz)
+            if m2 < before:
+                self._lower(j, before, m2)
 
+    # --- the search ---------------------------------------------------------------------------
     def first_fit(self, n: int, start: int | None = None) -> int | None:
         """The first key (>= ``start``) whose size is at least ``n``, or None."""
+        if start is None:
+            j = bisect_left(self.pmax, n)
+            if j == len(self.pmax):
+                return None
+            for i, s in enumerate(self.sizes[j]):
+                if s >= n:
+                    return self.keys[j][i]
+            raise AssertionError("FitList: a bucket maximum without its block")
         maxes = self.maxes
-        j0 = 0
-        if start is not None:
-            j0 = bisect_right(self.mins, start) - 1
-            if j0 < 0:
-                j0 = 0
-            else:
-                if maxes[j0] >= n:
-                    ks = self.keys[j0]
-                    sz = self.sizes[j0]
-                    for i in range(bisect_left(ks, start), len(ks)):
-                        if sz[i] >= n:
-                            return ks[i]
-                j0 += 1
-        for j in range(j0, len(maxes)):
-            if maxes[j] >= n:
-                for i, s in enumerate(self.sizes[j]):
-                    if s >= n:
-                        return self.keys[j][i]
+        j0 = bisect_right(self.mins, start) - 1
+        if j0 < 0:
+            j0 = 0
+        elif maxes[j0] >= n:
+            ks = self.keys[j0]
+            sz = self.sizes[j0]
+            for i in range(bisect_left(ks, start), len(ks)):
+                if sz[i] >= n:
+                    return ks[i]
+            j0 += 1
+        else:
+            j0 += 1
+        if j0 < len(maxes) and self.pmax[-1] >= n:
+            for j in range(j0, len(maxes)):
+                if maxes[j] >= n:
+                    for i, s in enumerate(self.sizes[j]):
+                        if s >= n:
+                            return self.keys[j][i]
         return None
 
     def items(self) -> list[tuple[int, int]]:
@@ -200,6 +244,7 @@ class FitList:
         assert len(flat) == self.n, "FitList count"
         for ks, sz, m, lo in zip(self.keys, self.sizes, self.maxes, self.mins, strict=True):
             assert ks and len(ks) == len(sz) and max(sz) == m and lo == ks[0], "FitList bucket"
+        assert self.pmax == list(accumulate(self.maxes, max)), "FitList running maxima"
 
 
 def _ceiling(sl: SortedList, key: int) -> int | None:
