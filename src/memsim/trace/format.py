@@ -274,6 +274,14 @@ _PTR_FIELDS = {"m": (False, True), "c": (False, False, True), "r": (True, False,
                "f": (True,), "a": (False, False, True), "v": (False, True), "p": (False, True)}
 
 
+def _tid(tok: bytes, cache: dict[bytes, int]) -> int:
+    """The thread id of a ``t=TID`` token (cached), or -1 when the token is something else."""
+    if tok[:2] != b"t=" or not tok[2:].isdigit():
+        return -1
+    tid = cache[tok] = int(tok[2:])
+    return tid
+
+
 def _show(tok: bytes) -> str:
     """A token for an error message."""
     return repr(tok.decode("ascii", "replace"))
@@ -438,6 +446,7 @@ class TraceReader:
         apply = self.live.apply
         state = self.live.state
         calls = self.calls
+        tids: dict[bytes, int] = {}        # b"t=4242" -> 4242, for the few threads there are
         ops = _OPS_BYTES
         lineno = self.lineno
         pending = self._first
@@ -467,13 +476,13 @@ class TraceReader:
                             a = int(parts[1])
                             ret = int(parts[2], 16)
                             b = 0
-                            tid = 0 if n == 3 else int(parts[3][2:]) if n == 4 and \
-                                parts[3][:2] == b"t=" else -1
+                            tid = 0 if n == 3 else (tids.get(parts[3]) or _tid(parts[3], tids)
+                                                    ) if n == 4 else -1
                         elif op == "f" and parts[1][:2] == b"0x":
                             a = int(parts[1], 16)
                             b = ret = 0
-                            tid = 0 if n == 2 else int(parts[2][2:]) if n == 3 and \
-                                parts[2][:2] == b"t=" else -1
+                            tid = 0 if n == 2 else (tids.get(parts[2]) or _tid(parts[2], tids)
+                                                    ) if n == 3 else -1
                         else:
                             tid = -1
                         if tid < 0 or a >= _MAX64 or ret >= _MAX64:
