@@ -381,7 +381,11 @@ def write_readme(out_dir: Path, rows: list[tuple[Program, RecordedTrace, float]]
         lines.append(f"| `{p.name}.trace.zst` | {p.kind} | {t.calls:,} | {brk} | "
                      f"{t.size_bytes / 1024:,.0f} KiB | `{cmd.replace('|', '&#124;')}` | "
                      f"{p.note} |")
-    lines += ["", "Re-record everything (a few minutes): `python scripts/record_corpus.py`; "
+    lines += ["", "A second recording on the same machine gives the same addresses and sizes, "
+              "except for the thread ids (`t=`, the pid) and the size of any string that holds "
+              "the pid: `make` copies its pid, so its trace differs in one size when the pid "
+              "has another number of digits.", ""]
+    lines += ["Re-record everything (a few minutes): `python scripts/record_corpus.py`; "
               "one program: `python scripts/record_corpus.py sort`.", ""]
     (out_dir / "README.md").write_text("\n".join(lines))
 
@@ -397,6 +401,8 @@ def main() -> int:
     ap.add_argument("names", nargs="*", help="programs to record (default: all)")
     ap.add_argument("-o", "--out", default=str(ROOT / "corpus"), help="corpus directory")
     ap.add_argument("--list", action="store_true", help="list the programs and exit")
+    ap.add_argument("--readme-only", action="store_true",
+                    help="only regenerate corpus/README.md from the traces present")
     args = ap.parse_args()
     if args.list:
         for p in PROGRAMS:
@@ -409,7 +415,7 @@ def main() -> int:
     if unknown:
         print(f"unknown program(s): {', '.join(sorted(unknown))}", file=sys.stderr)
         return 2
-    for p in chosen:
+    for p in [] if args.readme_only else chosen:
         if not available(p):
             print(f"{p.name:10} skipped: {p.command[0]} is not installed", file=sys.stderr)
             continue
