@@ -220,6 +220,16 @@ def test_truncated_compression_is_an_error(tmp_path: Path, kind: str) -> None:
     assert "truncated" in str(e.value) or "decompress" in str(e.value)
 
 
+@pytest.mark.parametrize("magic", [b"\x1f\x8b", b"\xfd7zXZ\x00", b"\x28\xb5\x2f\xfd", b"BZh9"])
+def test_corrupt_compressed_data_is_an_error(tmp_path: Path, magic: bytes) -> None:
+    p = tmp_path / "corrupt"
+    p.write_bytes(magic + b"garbage" * 100)
+    with pytest.raises(TraceError, match="cannot decompress") as e:
+        with TraceReader(p, skip_bad=True) as tr:
+            list(tr)
+    assert f"{p}:1:" in str(e.value)
+
+
 @pytest.mark.parametrize("data,why", [
     (b"", "empty file"),
     (b"\x00\x01\x02garbage\xff\xfe", "binary data"),

@@ -152,7 +152,7 @@ class _ZstdRaw(io.RawIOBase):
             try:
                 out.append(self._dobj.decompress(data))
             except self._zstd.ZstdError as e:
-                raise EOFError(f"corrupt zstd data: {e}") from None
+                raise ValueError(f"corrupt zstd data: {e}") from None
             self._in_frame = not self._dobj.eof
             if self._dobj.eof:
                 data = self._dobj.unused_data
@@ -201,6 +201,8 @@ def _describe_read_error(e: BaseException) -> str:
     if isinstance(e, EOFError):
         text = str(e) or "the compressed stream ends early"
         return f"truncated compressed data ({text})"
+    if isinstance(e, ValueError) and str(e).startswith("corrupt"):
+        return f"cannot decompress ({e})"
     return f"cannot decompress ({type(e).__name__}: {e})"
 
 
