@@ -89,6 +89,8 @@ class RecordResult:
     traces: list[RecordedTrace] = field(default_factory=list)
     #: the trace of the command's first image (None if it wrote none: a static binary...)
     main: RecordedTrace | None = None
+    #: whether address-space randomisation was off for the command
+    aslr_disabled: bool = False
 
     @property
     def total_calls(self) -> int:
@@ -132,6 +134,23 @@ def resolve_command(command: Sequence[str], path_env: str | None = None) -> str:
     if found is None:
         raise RecordError(f"command not found: {prog}")
     return found
+
+
+def aslr_can_be_disabled() -> bool:
+    """Whether this process may set ADDR_NO_RANDOMIZE (a seccomp filter, as in some
+    containers, may refuse it). Tried on ourselves and put back at once: the flag only
+    matters at exec."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        current = libc.personality(0xFFFFFFFF)
+        if current == -1:
+            return False
+        if libc.personality(current | ADDR_NO_RANDOMIZE) == -1:
+            return False
+        libc.personality(current)
+        return True
+    except (OSError, AttributeError):
+        return False
 
 
 def _no_aslr() -> None:  # runs in the child between fork and exec
@@ -266,10 +285,11 @@ def record(command: Sequence[str], out: str | os.PathLike[str], *, aslr: bool = 
         base_env["LD_PRELOAD"] = f"{shim} {preload}".strip()
         base_env["MEMSIM_TRACE_OUT"] = str(base)
         base_env["MEMSIM_RECORD_PPID"] = str(os.getpid())
+        no_aslr = not aslr and aslr_can_be_disabled()
         try:
             proc = subprocess.Popen(list(command), executable=exe, env=base_env, cwd=cwd,
                                     stdin=stdin, stdout=stdout, stderr=stderr,
-                                    preexec_fn=None if aslr else _no_aslr)
+                                    preexec_fn=_no_aslr if no_aslr else None)
         except OSError as e:
             raise RecordError(f"cannot run {command[0]}: {e.strerror or e}") from None
         try:
@@ -286,7 +306,8 @@ def record(command: Sequence[str], out: str | os.PathLike[str], *, aslr: bool = 
         if out.exists():
             out.unlink()
         stem, suffix = _split_suffix(out)
-        result = RecordResult(command=list(command), returncode=returncode)
+        result = RecordResult(command=list(command), returncode=returncode,
+                              aslr_disabled=no_aslr)
         for f in files:
             strip_nul_tail(f)
             info = scan_trace(f)
@@ -322,6 +343,9 @@ def format_report(result: RecordResult) -> list[str]:
         more = f" ({'; '.join(extra)})" if extra else ""
         brk = f", brk0 {t.brk0:#x}" if t.brk0 is not None else ""
         lines.append(f"{t.path}: {what} pid {t.pid}, {t.calls:,} calls{more}{brk}")
+    if not result.aslr_disabled:
+        lines.append("address-space randomisation was on: addresses differ from run to run"
+                     " (--aslr, or personality(ADDR_NO_RANDOMIZE) is not allowed here)")
     n = len(result.traces)
     lines.append(f"{n} trace{'s' if n != 1 else ''}, {result.total_calls:,} calls recorded; "
                  f"the command exited with status {result.returncode}")
@@ -329,5 +353,5 @@ def format_report(result: RecordResult) -> list[str]:
 
 
 __all__ = ["ADDR_NO_RANDOMIZE", "RecordError", "RecordResult", "RecordedTrace",
-           "fixed_environment", "format_report", "record", "resolve_command", "scan_trace",
-           "shim_library", "strip_nul_tail"]
+           "aslr_can_be_disabled", "fixed_environment", "format_report", "record",
+           "resolve_command", "scan_trace", "shim_library", "strip_nul_tail"]
