@@ -379,6 +379,9 @@ class SeqFit(ClassicAllocator):
         self.fast = self.order == "address" or (self.fits is not None and
                                                 self.order in ("lifo", "fifo"))
         self.rover_fix = self.placement == "next" and self.order == "address"
+        # the address-ordered FitList: the hot paths call it directly
+        self.addr_fits = self.fits if self.order == "address" else None
+        self.addr_first = self.addr_fits is not None and self.placement == "first"
         self.merge = self.coalesce == "immediate"
         self.next_fit = self.placement == "next"
         if self.mmap_threshold is None:
@@ -677,7 +680,11 @@ class SeqFit(ClassicAllocator):
             r = blk + asize
             fb[r] = rest
             self.free_end[blk + bsize] = r
-            self._ix_move(blk, bsize, r, rest)
+            af = self.addr_fits
+            if af is not None:
+                af.replace(blk, r, rest)
+            else:
+                self._ix_move(blk, bsize, r, rest)
             self.free_bytes -= asize
             # the allocated footer, the remainder's header and links are contiguous; when
             # they share a page or the next one with the header, one write covers all
@@ -837,7 +844,10 @@ class SeqFit(ClassicAllocator):
             asize = (size + self.hdr_ftr + a - 1) & -a
             if asize < self.min_block:
                 asize = self.min_block
-            blk = self._find(asize)
+            if self.addr_first:
+                blk = self.fits.first_fit(asize) or 0  # type: ignore[union-attr]
+            else:
+                blk = self._find(asize)
             if blk:
                 self._place_fast(blk, asize)
                 return blk + self.hdr
