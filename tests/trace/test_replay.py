@@ -507,3 +507,20 @@ def test_a_bad_realloc_line_changes_nothing_in_the_simulation(tmp_path: Path) ->
         assert (r_bad.calls, r_bad.live_objects, r_bad.live_bytes, r_bad.rss_anon_kb) == \
             (r_good.calls, r_good.live_objects, r_good.live_bytes, r_good.rss_anon_kb)
         assert r_bad.ops == r_good.ops
+
+
+def test_the_oom_killer_ends_the_replay_with_the_call_named(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from memsim.kernel.machine import Machine
+
+    body = "".join(f"m 20000000 {0x7F00_0000_0010 - i * 0x1000_0000:#x}\n" for i in range(4))
+    path = _write(tmp_path / "big.trace", "# memsim-trace v1\n# brk0 0x555555559000\n" + body)
+    with pytest.raises(TraceError, match="SIGKILL") as info:
+        replay(path, machine=Machine(ram="64M"))
+    assert info.value.lineno == 6          # the fourth 20 MB block does not fit in 64 MiB
+    # without touching, nothing is resident, so nothing is killed
+    assert replay(path, touch=False, machine=Machine(ram="64M")).calls == 4
+    status, _, err = run_main(capsys, "replay", str(path), "--ram", "64M")
+    assert status == 1 and "big.trace:6:" in err and len(err.strip().splitlines()) == 1
+    status, _, _ = run_main(capsys, "replay", str(path), "--ram", "64M", "--swap", "64M")
+    assert status == 0

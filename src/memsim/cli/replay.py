@@ -18,6 +18,7 @@ from memsim.cli._common import (
     make_console,
     output_mode,
     print_json,
+    size_arg,
     stdout_is_terminal,
 )
 
@@ -65,6 +66,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--skip-bad", action="store_true",
                         help="skip malformed or inconsistent lines (counted and reported) "
                              "instead of stopping at the first")
+    parser.add_argument("--ram", type=size_arg, default=None, metavar="SIZE",
+                        help="RAM of the simulated machine (default: this machine's)")
+    parser.add_argument("--swap", type=size_arg, default=0, metavar="SIZE",
+                        help="swap space (default: 0)")
     add_output_arguments(parser)
 
 
@@ -131,6 +136,11 @@ def run(args: argparse.Namespace) -> int:
     options = allocator_options(args)
     mode = output_mode(args)
     to_stdout = "-" in (args.emit_trace, args.emit_syscalls)
+    machine = None
+    if args.ram is not None or args.swap:
+        from memsim.kernel.machine import Machine
+
+        machine = Machine(ram=args.ram, swap=args.swap)
     with _text_output(args.emit_syscalls) as sysout, \
             progress_callback(f"replaying {args.trace}") as cb:
         emit_trace: Any = args.emit_trace
@@ -138,7 +148,7 @@ def run(args: argparse.Namespace) -> int:
             emit_trace = sys.stdout.buffer
         result = replay(args.trace, args.allocator, options=options, touch=args.touch,
                         emit_trace=emit_trace, emit_syscalls=sysout, skip_bad=args.skip_bad,
-                        progress=cb)
+                        machine=machine, progress=cb)
     out = sys.stderr if to_stdout else sys.stdout
     if mode == "json":
         print_json(result.as_dict(), out)

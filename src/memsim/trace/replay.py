@@ -74,16 +74,19 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from typing import IO, Any, BinaryIO
+from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
 from memsim.alloc.base import Allocator, AllocatorAbort, create
-from memsim.errors import ConfigError, TraceError
+from memsim.errors import ConfigError, Signal, TraceError
 from memsim.kernel.layout import Layout
 from memsim.process import Process
 from memsim.trace import open_trace
 from memsim.trace.format import Call, TraceWriter
 from memsim.trace.syscall_log import SYSCALL_NAMES, SyscallLog
 from memsim.units import PAGE_SIZE
+
+if TYPE_CHECKING:
+    from memsim.kernel.machine import Machine
 
 __all__ = [
     "CONTEXT_CALLS",
@@ -313,17 +316,20 @@ class Replayer:
 
     ``brk0``: place the heap there (None: the default layout). ``options``: keyword options of
     the allocator (``{"env": {...}}`` for glibc). ``syscall_out``: a text stream for the
-    strace-notation log. ``process``: replay into this process instead of a new one.
+    strace-notation log. ``process``: replay into this process instead of a new one;
+    ``machine``: the :class:`memsim.Machine` a new process runs on (default: a fresh one with
+    this computer's RAM and no swap).
     """
 
     def __init__(self, allocator: str = "glibc", *, brk0: int | None = None,
                  options: Mapping[str, Any] | None = None, touch: bool = True,
                  syscall_out: IO[str] | None = None, process: Process | None = None,
-                 name: str = "<trace>", skip_bad: bool = False) -> None:
+                 machine: Machine | None = None, name: str = "<trace>",
+                 skip_bad: bool = False) -> None:
         self.name = name
         self.notes: list[str] = []
         if process is None:
-            process = _new_process(brk0, self.notes)
+            process = _new_process(brk0, self.notes, machine)
         self.process = process
         self.mm = process.mm
         self.sys = SyscallLog(process.mm, syscall_out)
@@ -358,10 +364,15 @@ class Replayer:
         if len(self.bad_lines) < 5:
             self.bad_lines.append(f"line {lineno}: {message}")
 
-    def _abort(self, e: AllocatorAbort, call: Call) -> TraceError:
+    def _abort(self, e: Signal, call: Call) -> TraceError:
+        """The simulated process died at ``call``: the allocator aborted (misuse it detected),
+        or the kernel killed it (the OOM killer, a segmentation fault)."""
         op, a, b, ret, _tid, lineno = call
-        return TraceError(f"the simulated {self.allocator_name} aborted: {e}", self.name,
-                          lineno, format_call_line(op, a, b, ret))
+        if isinstance(e, AllocatorAbort):
+            what = f"the simulated {self.allocator_name} aborted: {e}"
+        else:
+            what = f"the simulated process died ({e.name}): {e}"
+        return TraceError(what, self.name, lineno, format_call_line(op, a, b, ret))
 
     # -- the fast loop
     def feed(self, calls: Iterable[Call],
@@ -518,7 +529,7 @@ class Replayer:
                     break
                 if progress is not None:
                     progress(done)
-        except AllocatorAbort as e:
+        except Signal as e:
             raise self._abort(e, call) from None
         finally:
             self.seconds += time.perf_counter() - t0
@@ -621,7 +632,7 @@ class Replayer:
                 else:
                     self.failed += 1
             return a, p
-        except AllocatorAbort as e:
+        except Signal as e:
             raise self._abort(e, call) from None
 
     def _grew(self, n: int) -> None:
@@ -663,19 +674,20 @@ class Replayer:
             skip_report=skip, notes=notes)
 
 
-def _new_process(brk0: int | None, notes: list[str]) -> Process:
+def _new_process(brk0: int | None, notes: list[str], machine: Machine | None = None
+                 ) -> Process:
     """A fresh simulated process whose heap starts at ``brk0`` (when it can)."""
     if brk0 is None:
         notes.append("the trace has no brk0: the heap starts where the simulated layout puts "
                      "it, so addresses differ from the recording")
-        return Process()
+        return Process(machine)
     start = brk0 & ~(PAGE_SIZE - 1)
     try:
-        proc = Process(start_brk=start, layout=_layout_for(start))
+        proc = Process(machine, start_brk=start, layout=_layout_for(start))
     except ConfigError as e:
         notes.append(f"cannot place the heap at brk0 {brk0:#x} ({e}); it starts where the "
                      f"simulated layout puts it")
-        return Process()
+        return Process(machine)
     if start != brk0:
         # The program moved the break before its first malloc (a foreign sbrk): do the same.
         proc.mm.sys_brk(brk0)
@@ -723,6 +735,7 @@ def _writer_meta(reader: Any, rep: Replayer) -> dict[str, object]:
 def replay(trace: Source, allocator: str = "glibc", *, options: Mapping[str, Any] | None = None,
            touch: bool = True, emit_trace: str | os.PathLike[str] | BinaryIO | None = None,
            emit_syscalls: IO[str] | None = None, skip_bad: bool = False,
+           machine: Machine | None = None,
            progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Replay ``trace`` (a path, ``-``, or a binary stream) through ``allocator``.
 
@@ -730,12 +743,15 @@ def replay(trace: Source, allocator: str = "glibc", *, options: Mapping[str, Any
     name ending in .zst/.gz/.xz compresses). ``emit_syscalls``: a text stream that gets the
     allocator's memory system calls in strace notation. ``skip_bad``: skip (and count)
     malformed or inconsistent lines instead of stopping at the first. ``progress(n)`` is
-    called every 65,536 calls. Raises :class:`memsim.errors.TraceError` for a bad trace.
+    called every 65,536 calls. ``machine``: the simulated machine (RAM, swap, overcommit).
+    Raises :class:`memsim.errors.TraceError` for a bad trace, and when the simulated process
+    dies (the allocator aborts, the OOM killer), naming the call.
     """
     reader = _open(trace, skip_bad)
     with reader:
         rep = Replayer(allocator, brk0=reader.brk0, options=options, touch=touch,
-                       syscall_out=emit_syscalls, name=reader.name, skip_bad=skip_bad)
+                       syscall_out=emit_syscalls, machine=machine, name=reader.name,
+                       skip_bad=skip_bad)
         if emit_trace is None:
             rep.feed(reader, progress)
         else:
