@@ -11,7 +11,7 @@ import pytest
 
 from memsim.cli import main
 from memsim.trace.format import TraceReader
-from memsim.trace.record import aslr_can_be_disabled, record, scan_trace
+from memsim.trace.record import _no_aslr, aslr_can_be_disabled, record, scan_trace
 
 CC = shutil.which("cc") or shutil.which("gcc")
 pytestmark = pytest.mark.skipif(CC is None, reason="no C compiler (cc/gcc): the recorder's "
@@ -48,6 +48,10 @@ int main(int argc, char **argv) {
     void *h = reallocarray(NULL, 4, 8);
     void *volatile nothing = NULL;
     free(nothing);                 /* a literal free(NULL) is optimised away by gcc */
+    n = snprintf(line, sizeof line, "%p %p %p %p\n", a, b, c, d);
+    if (write(1, line, (size_t)n) != n) return 2;
+    n = snprintf(line, sizeof line, "%p %p %p %p\n", e, f, g, h);
+    if (write(1, line, (size_t)n) != n) return 2;
     free(b); free(c); free(d); free(e); free(f); free(g); free(h);
     if (argc > 1 && strcmp(argv[1], "fork") == 0) {
         pid_t pid = fork();
@@ -123,6 +127,25 @@ def test_brk0_is_the_break_before_the_first_malloc(program: Path, tmp_path: Path
     # glibc 2.36 puts its 0x290-byte tcache chunk first, so the first malloc'd chunk is at
     # brk0 + 0x2a0 (glibc-malloc-2.36.md section 3.2): brk0 was taken before any malloc.
     assert calls[0][3] == tr.brk0 + 0x2a0
+
+
+def test_the_recorder_does_not_move_the_programs_heap(program: Path, tmp_path: Path) -> None:
+    """The addresses in the trace are the ones the program gets when it runs without the
+    recorder: the shim allocates nothing from the heap and leaves brk alone."""
+    if not aslr_can_be_disabled():
+        pytest.skip("personality(ADDR_NO_RANDOMIZE) is not allowed here (seccomp?)")
+    plain = subprocess.run([str(program)], capture_output=True, check=True,
+                           preexec_fn=_no_aslr)
+    brk, *pointers = [int(w, 16) for w in plain.stdout.split()]
+    out = tmp_path / "same.trace"
+    with open(tmp_path / "stdout", "wb") as so:
+        record([str(program)], out, stdout=so.fileno())
+    assert (tmp_path / "stdout").read_bytes() == plain.stdout
+    tr, calls = _calls(out)
+    assert tr.brk0 == brk
+    # a = malloc, b = realloc(calloc), c, d, e = memalign family, f = valloc, g = pvalloc,
+    # h = reallocarray: calls 0, 2, 3, 4, 5, 6, 7, 8
+    assert [calls[i][3] for i in (0, 2, 3, 4, 5, 6, 7, 8)] == pointers
 
 
 def test_addresses_are_reproducible_without_aslr(program: Path, tmp_path: Path) -> None:
