@@ -72,3 +72,17 @@ def test_tib_scenario_peak_memory_is_a_few_mib() -> None:
     finally:
         tracemalloc.stop()
     assert peak < 8 * MiB, f"peak {peak / MiB:.1f} MiB"
+
+
+def test_bench_script_writes_its_results(tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/bench_scale.py runs end to end (one run, no real kernel) and writes JSON."""
+    import json
+
+    out = tmp_path / "bench.json"
+    assert _bench().main(["--runs", "1", "--no-real", "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    assert set(doc["results"]) == {"tib", "baseline", "same_shape"}
+    assert doc["results"]["tib"]["VmSize_kB"] > TiB // KiB
+    assert doc["real_kernel_tib"] is None
+    assert "ratio tib / same shape" in capsys.readouterr().out
