@@ -227,6 +227,23 @@ def test_recording_a_real_tool_sort(tmp_path: Path) -> None:
     assert max(small) < tr.brk0 + (1 << 30)                   # in the brk heap
 
 
+@pytest.mark.parametrize("block", [7, 64, 1 << 20])
+def test_scan_agrees_with_a_line_by_line_count(tmp_path: Path, block: int,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    import memsim.trace.record as rec
+
+    monkeypatch.setattr(rec, "_SCAN_BLOCK_BYTES", block)
+    lines = ["# memsim-trace v1", "# brk0 0x1000", "# inherited 40"]
+    lines += [f"m {i} {0x2000 + 16 * i:#x} t=1" for i in range(40)]       # the parent's
+    lines += [f"m {i} {0x9000 + 16 * i:#x} t={2 + i % 3}" for i in range(50)]
+    lines.insert(60, "# a comment among the calls")
+    p = tmp_path / "s.trace"
+    p.write_text("\n".join(lines) + "\n")
+    info = scan_trace(p)
+    assert info.calls == 90 and info.inherited == 40
+    assert info.threads == 3                      # t=1 only in the inherited lines
+
+
 def test_scan_counts_calls_and_threads(tmp_path: Path) -> None:
     p = tmp_path / "s.trace"
     p.write_text("# memsim-trace v1\n# brk0 0x1000\n# pid 5\nm 1 0x10a0 t=5\nm 1 0x10c0 t=6\n"
