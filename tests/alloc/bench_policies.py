@@ -62,29 +62,45 @@ class NullKernel:
 
 
 def trace_ops(path: str) -> Ops:
-    """A recorded trace as (op, slot, size) events (malloc/free/realloc/calloc only)."""
+    """A recorded trace (memsim-trace or mtrace) as (op, slot, size) events; a memalign-family
+    call is op 4 with ``size = alignment << 48 | size``."""
     from memsim.trace import open_trace
 
     ops: Ops = []
     slots: dict[int, int] = {}                  # recorded pointer -> slot
     spare: list[int] = []
-    with open_trace(path) as reader:
-        for call in reader:
-            name = call.op
-            if name in ("malloc", "calloc"):
-                size = call.args[0] if name == "malloc" else call.args[0] * call.args[1]
-                if call.ret:
-                    s = spare.pop() if spare else len(slots) + len(spare)
-                    slots[call.ret] = s
-                    ops.append((0 if name == "malloc" else 3, s, size))
-            elif name == "free" and call.args[0] in slots:
-                s = slots.pop(call.args[0])
+    nslots = 0
+
+    def new_slot(ptr: int) -> int:
+        nonlocal nslots
+        if spare:
+            s = spare.pop()
+        else:
+            s = nslots
+            nslots += 1
+        slots[ptr] = s
+        return s
+
+    with open_trace(path, skip_bad=True) as reader:
+        for op, x, y, ret, _tid, _line in reader:
+            if op == "m" and ret:
+                ops.append((0, new_slot(ret), x))
+            elif op == "c" and ret:
+                ops.append((3, new_slot(ret), x * y))
+            elif op in "avp" and ret:
+                align = x if op == "a" else 4096
+                size = y if op == "a" else x
+                ops.append((4, new_slot(ret), (align << 48) | size))
+            elif op == "f" and x in slots:
+                s = slots.pop(x)
                 spare.append(s)
                 ops.append((1, s, 0))
-            elif name == "realloc" and call.args[0] in slots and call.ret:
-                s = slots.pop(call.args[0])
-                slots[call.ret] = s
-                ops.append((2, s, call.args[1]))
+            elif op == "r" and x in slots and ret:
+                s = slots.pop(x)
+                slots[ret] = s
+                ops.append((2, s, y))
+            elif op == "r" and not x and ret:
+                ops.append((0, new_slot(ret), y))
     return ops
 
 
@@ -98,8 +114,10 @@ def replay(a: Allocator, ops: Ops) -> None:
             free(slots.pop(s, 0))
         elif op == 2:
             slots[s] = realloc(slots.get(s, 0), size) or slots.get(s, 0)
-        else:
+        elif op == 3:
             slots[s] = calloc(1, size)
+        else:
+            slots[s] = a.memalign(size >> 48, size & ((1 << 48) - 1))
 
 
 def main() -> None:

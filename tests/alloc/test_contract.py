@@ -1,7 +1,8 @@
 """Every registered allocator (glibc included), through the same property-based cases.
 
 Each allocator runs on the simulated kernel (``memsim.Process().mm``) and after every call:
-results are aligned (16 bytes, or the memalign alignment), never overlap a live block, offer at
+results are aligned (the allocator's ``alignment``, 16 unless it says otherwise, or the
+memalign alignment), never overlap a live block, offer at
 least the bytes asked for, ``check()`` holds, and the HeapUsage buckets add up to the
 footprint. With RLIMIT_DATA or RLIMIT_AS set low, an allocator returns NULL only in a call in
 which the kernel refused memory (brk did not move, mmap failed), and without limits it never
@@ -106,13 +107,14 @@ def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = N
             proc.setrlimit(res, base * PAGE_SIZE + extra)
     watch = Watch(proc.mm)
     a = create(name, watch, options)
-    live: dict[int, int] = {}
+    base_align = getattr(a, "alignment", 16)     # what the allocator promises (16 unless
+    live: dict[int, int] = {}                    # it says otherwise, e.g. CS:APP's 8)
     out: list[int] = []
     nulls = 0
     for op in ops:
         kind = op[0]
         before = watch.refused
-        align = 16
+        align = base_align
         want = 0
         if kind == "malloc":
             want = op[1]
@@ -121,7 +123,7 @@ def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = N
             want = op[1] * op[2]
             p = a.calloc(op[1], op[2])
         elif kind == "memalign":
-            align = 1 << (op[1] - 1).bit_length()
+            align = max(1 << (op[1] - 1).bit_length(), base_align)
             want = op[2]
             p = a.memalign(op[1], want)
         elif kind == "trim":
@@ -152,7 +154,9 @@ def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = N
             assert n >= want, f"{name}: {op} usable {n} < {want}"
             assert not _overlap(live, p, n), f"{name}: {op}: {_overlap(live, p, n)}"
             live[p] = n
-        elif want or kind != "realloc":
+        elif want:
+            # C leaves a NULL for a zero-size request to the implementation (C11 7.22.3);
+            # any other NULL must come from a refusal of the kernel
             nulls += 1
             assert watch.refused > before, f"{name}: {op} returned NULL, the kernel refused " \
                                            f"nothing (limits {limits})"
