@@ -232,6 +232,7 @@ def register(name: str, description: str) -> Callable[[A], A]:
 def _load_builtin() -> None:
     # The built-in allocators register themselves on import.
     import memsim.alloc.buddy  # noqa: F401
+    import memsim.alloc.csapp  # noqa: F401
     import memsim.alloc.glibc  # noqa: F401
     import memsim.alloc.segfit  # noqa: F401
     import memsim.alloc.seqfit  # noqa: F401

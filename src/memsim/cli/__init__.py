@@ -70,6 +70,7 @@ COMMANDS: tuple[str, ...] = (
     "replay",
     "check",
     "allocators",
+    "malloclab",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")

@@ -1,0 +1,469 @@
+"""The CS:APP textbook allocator: an implicit free list with boundary tags (Bryant & O'Hallaron).
+
+This is the allocator of *Computer Systems: A Programmer's Perspective* (3rd ed., §9.9.12,
+the book's ``mm.c``), block for block: the same heap layout, the same size arithmetic and the
+same search order, so that the CS:APP Malloc Lab driver's utilization figures come out exactly
+(``memsim malloclab``, :mod:`memsim.metrics.utilization`). Two placements are registered:
+
+``csapp-first-fit``
+    ``find_fit`` walks the implicit list from the prologue and takes the first free block
+    that is large enough.
+``csapp-next-fit``
+    the book's ``NEXT_FIT`` variant: the walk starts at the ``rover`` (where the last search
+    succeeded), runs to the epilogue, then wraps from the prologue up to the old rover.
+    ``coalesce`` moves the rover to the start of a merged block when it pointed inside it;
+    a search that fails leaves the rover where it was (``mm_malloc`` then extends the heap and
+    places the block there without moving the rover), as in the book.
+
+Heap layout (``WSIZE`` = 4, ``DSIZE`` = 8: the book's 32-bit words, also in a 64-bit build)::
+
+    mem_heap_lo                                                            mem_brk
+    |pad |prologue |  block   |  block        |  ...  |  block   |epi |
+    | 0  |8/1 |8/1 |hdr|payload|ftr|hdr| ... |       |hdr|...|ftr|0/1 |
+    +----+----+----+---+-------+---+---+-----+       +---+---+---+----+
+              ^ heap_listp  ^ bp (payload, DSIZE-aligned)
+
+    header = footer = PACK(size, alloc) in one WSIZE word; size = whole block, a multiple
+    of DSIZE, at least 2*DSIZE. The prologue is an allocated DSIZE block (header + footer),
+    the epilogue an allocated header of size 0: the walk needs no edge cases.
+
+The book's functions, mirrored one to one (names kept):
+
+``mm_init``
+    ``mem_sbrk(4*WSIZE)`` for padding, prologue and epilogue, then ``extend_heap`` by
+    ``CHUNKSIZE`` (4096) bytes.
+``mm_malloc(size)``
+    0 for ``size`` 0; ``asize`` = 2*DSIZE for ``size`` <= DSIZE, else
+    ``DSIZE * ceil((size + DSIZE) / DSIZE)``; ``find_fit`` then ``place``, or
+    ``extend_heap(max(asize, CHUNKSIZE))`` (which coalesces with a free last block) and
+    ``place``.
+``place(bp, asize)``
+    split when the remainder is at least 2*DSIZE (the remainder becomes a free block), else
+    take the whole block.
+``mm_free``/``coalesce``
+    immediate coalescing with both neighbours through the boundary tags (the four cases).
+``mm_realloc``
+    the book's: ``mm_malloc`` a new block, copy, ``mm_free`` the old one (never in place);
+    ``realloc(p, 0)`` frees and returns NULL, ``realloc(NULL, n)`` is ``mm_malloc``.
+
+memlib (``mem_sbrk``): the Malloc Lab's model of sbrk. The heap starts at the process's break
+(``sys_brk(0)`` at the first call) and only grows; ``mem_sbrk(incr)`` fails for a negative
+increment, past ``max_heap`` bytes (``MAX_HEAP``, 20 MiB in the lab's config.h: ``memsim
+malloclab`` sets it; the default None leaves only the kernel's limits), or when the kernel
+refuses the brk. ``mem_heapsize()`` = break - start is the denominator of mdriver's utilization.
+
+Beyond the book (it has no such functions), for the memsim allocator contract: ``calloc``
+(``mm_malloc`` + clear), ``memalign`` (a larger block whose unaligned lead and tail are given
+back as free blocks), ``malloc_usable_size``, and misuse detection (a free of a pointer that
+is not an allocated block raises AllocatorAbort with ``detected=False``: the book's code
+would corrupt its list). Options: ``wsize`` 8 gives the 64-bit layout of the CMU 15-213
+starter code (8-byte headers, 16-byte alignment, 32-byte minimum block); ``chunksize``.
+
+Costs: the simulated walk is an address-ordered index of the free blocks in which each bucket
+knows its largest block (:class:`memsim.alloc.seqfit.FitList`), so ``find_fit`` costs
+O(n/B + B) instead of the book's O(all blocks); it returns the block the walk would return.
+
+Invariants (:meth:`CsappAllocator.check`): walking the headers from the prologue reaches the
+epilogue at the break; every block is a multiple of DSIZE and at least 2*DSIZE, its payload
+DSIZE-aligned; no two free blocks touch; the free index holds exactly the free blocks; the
+rover (next fit) is the start of a block.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from memsim.alloc.base import HeapUsage, register
+from memsim.alloc.classic import ClassicAllocator, option_error
+from memsim.alloc.seqfit import FitList
+from memsim.kernel.abi import ENOMEM, Syscalls
+
+__all__ = ["CsappAllocator", "CsappFirstFit", "CsappNextFit", "MALLOCLAB_MAX_HEAP"]
+
+#: the Malloc Lab's MAX_HEAP (config.h): mem_sbrk fails past 20 MiB
+MALLOCLAB_MAX_HEAP = 20 * (1 << 20)
+#: the book's CHUNKSIZE: extend the heap by this many bytes (at least)
+CHUNKSIZE = 1 << 12
+
+
+class CsappAllocator(ClassicAllocator):
+    """The book's implicit-list allocator (module docstring); ``fit`` = first or next."""
+
+    #: payload alignment with the default wsize 4 (DSIZE); an instance has its own
+    alignment: int = 8
+    #: like the book's mm_malloc, malloc(0) returns NULL (C11 allows it)
+    malloc_zero_returns_null: ClassVar[bool] = True
+
+    defaults: dict[str, Any] = {"fit": "first", "wsize": 4, "chunksize": CHUNKSIZE,
+                                "max_heap": None}
+
+    def __init__(self, syscalls: Syscalls, **options: Any) -> None:
+        super().__init__(syscalls)
+        o = self.resolve_options(options)
+        cls = type(self)
+        if o["fit"] not in ("first", "next"):
+            raise option_error(cls, "fit", o["fit"], "use first or next")
+        if o["wsize"] not in (4, 8):
+            raise option_error(cls, "wsize", o["wsize"], "4 (the book) or 8 (64-bit words)")
+        w = o["wsize"]
+        cs = o["chunksize"]
+        if not isinstance(cs, int) or isinstance(cs, bool) or cs < 2 * w or cs % w:
+            raise option_error(cls, "chunksize", cs, f"a multiple of wsize ({w}), >= {2 * w}")
+        mh = o["max_heap"]
+        if mh is not None and (not isinstance(mh, int) or isinstance(mh, bool) or mh <= 0):
+            raise option_error(cls, "max_heap", mh, "None or a number of bytes > 0")
+        self.options = o
+        self.next_fit = o["fit"] == "next"
+        self.WSIZE = w                       # bytes of a header or footer word
+        self.DSIZE = 2 * w                   # alignment and size granule
+        self.MIN_BLOCK = 2 * self.DSIZE      # header + footer + one DSIZE of payload
+        self.CHUNKSIZE = cs
+        self.alignment = self.DSIZE
+        self.max_heap: int | None = mh
+        self.size_limit = 1 << (8 * w)       # a header word holds sizes below this
+        # memlib
+        self.mem_start_brk = 0               # 0 until mem_init
+        self.mem_brk = 0
+        # the heap
+        self.heap_listp = 0                  # payload of the prologue; 0 before mm_init
+        self.rover = 0
+        self.alloc_blocks: dict[int, int] = {}     # bp -> block size
+        self.free_blocks: dict[int, int] = {}      # bp -> block size
+        self.free_end: dict[int, int] = {}         # bp + size (the next bp) -> bp
+        self.fits = FitList()                      # free blocks by address
+        self.in_use_bytes = 0
+        self.free_bytes = 0
+
+    # --- memlib.c ----------------------------------------------------------------------------
+    def mem_sbrk(self, incr: int) -> int:
+        """memlib's ``mem_sbrk``: the old break, or -1 (negative increment, past max_heap,
+        or the kernel refused the brk)."""
+        if not self.mem_start_brk:
+            self.mem_start_brk = self.mem_brk = self.sbrk(0)
+        if incr < 0 or (self.max_heap is not None and
+                        self.mem_brk + incr > self.mem_start_brk + self.max_heap):
+            self.errno = ENOMEM
+            return -1
+        old = self.sbrk(incr)
+        if old == -1:
+            return -1
+        self.mem_brk = old + incr
+        return old
+
+    def mem_heap_lo(self) -> int:
+        """The first byte of the heap (memlib)."""
+        return self.mem_start_brk
+
+    def mem_heap_hi(self) -> int:
+        """The last byte of the heap (memlib)."""
+        return self.mem_brk - 1
+
+    def mem_heapsize(self) -> int:
+        """Bytes of heap (memlib): what mdriver divides the peak payload by."""
+        return self.mem_brk - self.mem_start_brk
+
+    # --- mm.c -----------------------------------------------------------------------------
+    def mm_init(self) -> int:
+        """The book's ``mm_init``: padding, prologue, epilogue, then a CHUNKSIZE free block.
+        Returns 0, or -1 when memory could not be had. Idempotent here (mdriver calls it on
+        a fresh heap; the C entry points call it on first use)."""
+        if self.heap_listp:
+            return 0
+        W = self.WSIZE
+        start = self.mem_sbrk(4 * W)
+        if start == -1:
+            return -1
+        self.w(start, 4 * W)                 # padding, prologue header+footer, epilogue
+        self.heap_listp = start + 2 * W
+        self.rover = self.heap_listp
+        if not self.extend_heap(self.CHUNKSIZE // W):
+            return -1
+        return 0
+
+    def extend_heap(self, words: int) -> int:
+        """The book's ``extend_heap``: grow by an even number of words; the new free block
+        (coalesced with a free last block), or 0."""
+        W = self.WSIZE
+        size = (words + 1) * W if words % 2 else words * W
+        bp = self.mem_sbrk(size)
+        if bp == -1:
+            return 0
+        # the old epilogue header becomes the new block's header; a new epilogue at the end
+        self.w(bp - W, W)
+        self.w(bp + size - 2 * W, 2 * W)     # footer + new epilogue header
+        return self.coalesce(bp, size)
+
+    def coalesce(self, bp: int, size: int) -> int:
+        """The book's ``coalesce``: merge the free block ``bp`` with free neighbours (the four
+        cases), enter the result in the free list, and keep the rover out of its inside."""
+        fb = self.free_blocks
+        nxt = bp + size
+        ns = fb.get(nxt)
+        prev = self.free_end.get(bp)
+        if ns is not None:                   # case 2 / 4: the next block is free
+            self._unlist(nxt)
+            size += ns
+        if prev is not None:                 # case 3 / 4: the previous block is free
+            size += self._unlist(prev)
+            bp = prev
+        self._list(bp, size)
+        W = self.WSIZE
+        self.w(bp - W, W)                    # header
+        self.w(bp + size - 2 * W, W)         # footer
+        if self.next_fit and bp < self.rover < bp + size:
+            self.rover = bp
+        return bp
+
+    def find_fit(self, asize: int) -> int:
+        """The book's ``find_fit`` (first fit, or the NEXT_FIT rover walk): a free block of at
+        least ``asize`` bytes, or 0."""
+        fits = self.fits
+        if not self.next_fit:
+            k = fits.first_fit(asize)
+            return 0 if k is None else k
+        k = fits.first_fit(asize, self.rover)   # rover .. epilogue
+        if k is None:
+            k = fits.first_fit(asize)           # prologue .. old rover (nothing fits beyond)
+        if k is None:
+            return 0                            # the rover ends where it started
+        self.rover = k
+        return k
+
+    def place(self, bp: int, asize: int) -> None:
+        """The book's ``place``: allocate ``asize`` bytes at the free block ``bp``, splitting
+        off the rest as a free block when it is at least 2*DSIZE."""
+        csize = self._unlist(bp)
+        W = self.WSIZE
+        if csize - asize >= self.MIN_BLOCK:
+            self._set_alloc(bp, asize)
+            rest = bp + asize
+            self._list(rest, csize - asize)
+            self.w(rest - W, W)
+            self.w(rest + csize - asize - 2 * W, W)
+        else:
+            self._set_alloc(bp, csize)
+
+    def adjusted_size(self, size: int) -> int:
+        """``asize`` of mm_malloc: the block size for a request of ``size`` bytes."""
+        D = self.DSIZE
+        if size <= D:
+            return 2 * D
+        return D * ((size + D + (D - 1)) // D)
+
+    def mm_malloc(self, size: int) -> int:
+        """The book's ``mm_malloc``: a DSIZE-aligned payload, or 0."""
+        if not self.heap_listp and self.mm_init() == -1:
+            return 0
+        if size == 0:
+            return 0
+        asize = self.adjusted_size(size)
+        if asize >= self.size_limit:
+            return 0                          # would not fit in a header word
+        bp = self.find_fit(asize)
+        if bp:
+            self.place(bp, asize)
+            return bp
+        extendsize = max(asize, self.CHUNKSIZE)
+        bp = self.extend_heap(extendsize // self.WSIZE)
+        if not bp:
+            return 0
+        self.place(bp, asize)
+        return bp
+
+    def mm_free(self, bp: int) -> None:
+        """The book's ``mm_free``: mark free and coalesce. A pointer that is not an allocated
+        block raises AllocatorAbort (the book would corrupt the heap)."""
+        if bp == 0:
+            return
+        size = self.alloc_blocks.pop(bp, None)
+        if size is None:
+            raise self._misuse("free", bp)
+        self.in_use_bytes -= size
+        self.coalesce(bp, size)
+
+    def mm_realloc(self, ptr: int, size: int) -> int:
+        """The book's ``mm_realloc``: malloc, copy, free (the old block stays on failure)."""
+        if size == 0:
+            self.mm_free(ptr)
+            return 0
+        if ptr == 0:
+            return self.mm_malloc(size)
+        oldblock = self.alloc_blocks.get(ptr)
+        if oldblock is None:
+            raise self._misuse("realloc", ptr)
+        newptr = self.mm_malloc(size)
+        if not newptr:
+            return 0
+        n = min(oldblock, size)               # the book copies GET_SIZE(HDRP(ptr)) at most
+        self.sys.read(ptr, n)
+        self.w(newptr, n)
+        self.mm_free(ptr)
+        return newptr
+
+    # --- the blocks ---------------------------------------------------------------------------
+    def _list(self, bp: int, size: int) -> None:
+        self.free_blocks[bp] = size
+        self.free_end[bp + size] = bp
+        self.free_bytes += size
+        self.fits.insert(bp, size)
+
+    def _unlist(self, bp: int) -> int:
+        size = self.free_blocks.pop(bp)
+        del self.free_end[bp + size]
+        self.free_bytes -= size
+        self.fits.remove(bp)
+        return size
+
+    def _set_alloc(self, bp: int, size: int) -> None:
+        self.alloc_blocks[bp] = size
+        self.in_use_bytes += size
+        W = self.WSIZE
+        self.w(bp - W, W)
+        self.w(bp + size - 2 * W, W)
+
+    # --- the C entry points (memsim's allocator contract) --------------------------------------
+    def malloc(self, size: int) -> int:
+        """``malloc`` = ``mm_malloc``; NULL for 0 (errno untouched, as the book) and when
+        memlib or the kernel refuse memory (errno ENOMEM)."""
+        if size == 0:
+            return 0
+        if not 0 < size < self.size_limit:
+            if size < 0:
+                raise option_error(type(self), "malloc size", size, "a size_t")
+            self.errno = ENOMEM
+            return 0
+        p = self.mm_malloc(size)
+        if not p:
+            self.errno = ENOMEM
+        return p
+
+    def free(self, ptr: int) -> None:
+        self.mm_free(ptr)
+
+    def realloc(self, ptr: int, size: int) -> int:
+        """``realloc`` = ``mm_realloc`` (malloc + copy + free)."""
+        if size < 0:
+            raise option_error(type(self), "realloc size", size, "a size_t")
+        if size >= self.size_limit and ptr:
+            if ptr not in self.alloc_blocks:
+                raise self._misuse("realloc", ptr)
+            self.errno = ENOMEM
+            return 0
+        p = self.mm_realloc(ptr, size)
+        if not p and size:
+            self.errno = ENOMEM
+        return p
+
+    def _malloc(self, size: int) -> int:
+        return self.malloc(size)
+
+    def _free(self, ptr: int) -> None:
+        self.mm_free(ptr)
+
+    def _usable(self, ptr: int) -> int:
+        size = self.alloc_blocks.get(ptr)
+        if size is None:
+            raise self._misuse("malloc_usable_size", ptr)
+        return size - self.DSIZE
+
+    def _memalign(self, alignment: int, size: int) -> int:
+        """Not in the book: a block of size + alignment + min block, with the unaligned lead
+        and the unused tail given back as free blocks."""
+        mb = self.MIN_BLOCK
+        p = self.mm_malloc(max(size, 1) + alignment + mb)
+        if not p:
+            return 0
+        bsize = self.alloc_blocks.pop(p)
+        self.in_use_bytes -= bsize
+        q = (p + alignment - 1) & -alignment
+        while 0 < q - p < mb:
+            q += alignment
+        lead = q - p
+        bsize -= lead
+        asize = self.adjusted_size(max(size, 1))
+        if bsize - asize >= mb:
+            self._set_alloc(q, asize)
+            self.coalesce(q + asize, bsize - asize)
+        else:
+            self._set_alloc(q, bsize)
+        if lead:
+            self.coalesce(p, lead)
+        return q
+
+    def malloc_usable_size(self, ptr: int) -> int:
+        if not ptr:
+            return 0
+        return self._usable(ptr)
+
+    # --- accounting ------------------------------------------------------------------------------
+    def usage(self) -> HeapUsage:
+        """in_use: allocated blocks (headers and footers included); free: free blocks but a
+        last one; top: a free block that ends at the epilogue; overhead: padding, prologue
+        and epilogue (4 words)."""
+        total = self.mem_brk - self.mem_start_brk
+        if not self.heap_listp:
+            return HeapUsage(overhead=total, total=total)
+        top = 0
+        last = self.free_end.get(self.mem_brk)    # the epilogue's bp is the break
+        if last is not None:
+            top = self.free_blocks[last]
+        return HeapUsage(in_use=self.in_use_bytes, free=self.free_bytes - top, top=top,
+                         overhead=4 * self.WSIZE, total=total)
+
+    def check(self) -> None:
+        """The book's ``mm_checkheap``, on the simulated blocks (module docstring)."""
+        self.check_big()
+        assert not self.big, "the book's allocator has no mmapped blocks"
+        if not self.heap_listp:
+            assert not self.alloc_blocks and not self.free_blocks, "blocks without a heap"
+            return
+        W, D = self.WSIZE, self.DSIZE
+        assert self.curbrk == self.mem_brk, "memlib's break is not the kernel's"
+        assert self.heap_listp == self.mem_start_brk + 2 * W, "prologue misplaced"
+        assert self.heap_listp % D == 0, "prologue payload misaligned"
+        bp = self.heap_listp + D                  # the first block after the prologue
+        prev_free = False
+        nfree = nalloc = 0
+        starts = set()
+        while bp < self.mem_brk:
+            starts.add(bp)
+            size = self.alloc_blocks.get(bp)
+            is_free = size is None
+            if is_free:
+                size = self.free_blocks.get(bp)
+                assert size is not None, f"no block at {bp:#x}"
+                assert not prev_free, f"free blocks touch at {bp:#x}"
+                assert self.free_end.get(bp + size) == bp, f"footer of {bp:#x}"
+                nfree += 1
+            else:
+                nalloc += 1
+            assert size % D == 0 and size >= self.MIN_BLOCK, f"block {bp:#x} size {size}"
+            assert bp % D == 0, f"payload {bp:#x} misaligned"
+            prev_free = is_free
+            bp += size
+        assert bp == self.mem_brk, "the blocks do not end at the epilogue"
+        assert nfree == len(self.free_blocks) == len(self.free_end), "stray free blocks"
+        assert nalloc == len(self.alloc_blocks), "stray allocated blocks"
+        assert self.in_use_bytes == sum(self.alloc_blocks.values()), "in_use_bytes"
+        assert self.free_bytes == sum(self.free_blocks.values()), "free_bytes"
+        self.fits.check()
+        assert sorted(self.fits.items()) == sorted(self.free_blocks.items()), "free index"
+        if self.next_fit:
+            assert self.rover == self.heap_listp or self.rover in starts, "rover inside a block"
+
+
+@register("csapp-first-fit", "CS:APP textbook mm.c: implicit list, boundary tags, first fit, "
+                             "8-byte alignment (reproduces the published mdriver figures)")
+class CsappFirstFit(CsappAllocator):
+    """The book's allocator with first-fit ``find_fit``."""
+
+    defaults = dict(CsappAllocator.defaults, fit="first")
+
+
+@register("csapp-next-fit", "CS:APP textbook mm.c with the NEXT_FIT rover (implicit list, "
+                            "boundary tags, 8-byte alignment)")
+class CsappNextFit(CsappAllocator):
+    """The book's allocator with the NEXT_FIT ``find_fit``."""
+
+    defaults = dict(CsappAllocator.defaults, fit="next")
+
