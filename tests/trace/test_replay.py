@@ -524,3 +524,20 @@ def test_the_oom_killer_ends_the_replay_with_the_call_named(
     assert status == 1 and "big.trace:6:" in err and len(err.strip().splitlines()) == 1
     status, _, _ = run_main(capsys, "replay", str(path), "--ram", "64M", "--swap", "64M")
     assert status == 0
+
+
+def test_invariants_hold_after_every_call_of_a_recording(trace: Path) -> None:
+    """Replayer.check (object map, peaks, proxy, allocator, process) after each call, both
+    through the fast loop (in slices) and one call at a time."""
+    calls = calls_of(trace)
+    brk0 = open_trace(trace).brk0
+    fast, slow = Replayer(brk0=brk0), Replayer(brk0=brk0)
+    for i in range(0, len(calls), 97):
+        fast.feed(calls[i:i + 97])
+        fast.check()
+    for call in calls[:400]:
+        slow.step(call)
+        slow.check()
+    assert fast.result().calls == len(calls)
+    assert fast.result().as_dict() | {"seconds": 0, "events_per_second": 0} == \
+        replay(trace).as_dict() | {"seconds": 0, "events_per_second": 0, "trace": "<trace>"}

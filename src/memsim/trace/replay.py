@@ -635,6 +635,24 @@ class Replayer:
         except Signal as e:
             raise self._abort(e, call) from None
 
+    def check(self) -> None:
+        """Assert the replay's invariants, then those of the layers below it.
+
+        The live bytes are the sizes of the live objects; peaks are not below the current
+        figures; no two live objects share a simulated address (object identity); the skips
+        counted per op are among all skips; then SyscallLog.check, the allocator's check and
+        the process's.
+        """
+        assert self.live_bytes == sum(n for _, n in self.live.values()), "live bytes"
+        assert self.peak_live_bytes >= self.live_bytes, "peak live bytes"
+        assert self.peak_live_objects >= len(self.live), "peak live objects"
+        sims = [p for p, _ in self.live.values() if p]
+        assert len(set(sims)) == len(sims), "two live objects share a simulated address"
+        assert self.skipped >= sum(self.skipped_ops.values()), "skip counts"
+        self.sys.check()
+        self.alloc.check()
+        self.process.check()
+
     def _grew(self, n: int) -> None:
         self.live_bytes += n
         if self.live_bytes > self.peak_live_bytes:
