@@ -70,6 +70,7 @@ COMMANDS: tuple[str, ...] = (
     "replay",
     "check",
     "allocators",
+    "compare",
     "malloclab",
 )
 
