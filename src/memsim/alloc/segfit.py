@@ -86,7 +86,10 @@ class SegFit(SeqFit):
                                f"a power of two >= {2 * self.alignment}")
         self.fits = None
         self.sorted = None
-        self.fast = False
+        self.addr_fits = None
+        self.addr_first = False
+        self.rover_fix = False
+        self._ix_move = self._ix_merge = self._move   # the SeqFit fast paths, class lists
         self.small_max = small_max
         self.step_shift = self.alignment.bit_length() - 1
         self.nexact = small_max >> self.step_shift
@@ -102,8 +105,13 @@ class SegFit(SeqFit):
         e = size.bit_length() - 1
         return self.nexact + (e - self.small_log) * PER_DOUBLING + ((size >> (e - 2)) & 3)
 
+    def _move(self, old: int, old_size: int, new: int, size: int) -> None:
+        """A block changed address and/or size: refile it."""
+        self._index_remove(old, old_size)
+        self._index_add(new, size)
+
     def _index_add(self, blk: int, size: int) -> None:
-        c = self.class_of(size)
+        c = size >> self.step_shift if size < self.small_max else self.class_of(size)
         if c < self.nexact:
             self.exact[c][blk] = None
         else:
@@ -114,7 +122,7 @@ class SegFit(SeqFit):
         self.binmap |= 1 << c
 
     def _index_remove(self, blk: int, size: int, keep_pos: bool = False) -> None:
-        c = self.class_of(size)
+        c = size >> self.step_shift if size < self.small_max else self.class_of(size)
         if c < self.nexact:
             d = self.exact[c]
             del d[blk]
