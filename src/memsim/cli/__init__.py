@@ -72,6 +72,7 @@ COMMANDS: tuple[str, ...] = (
     "allocators",
     "compare",
     "malloclab",
+    "ostep",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")
