@@ -681,8 +681,18 @@ class SeqFit(ClassicAllocator):
             fb[r] = rest
             self.free_end[blk + bsize] = r
             af = self.addr_fits
-            if af is not None:
-                af.replace(blk, r, rest)
+            if af is not None:                     # FitList.replace(blk, r, rest), inline
+                j = bisect_right(af.mins, blk) - 1
+                ks = af.keys[j]
+                i = bisect_left(ks, blk)
+                ks[i] = r
+                af.sizes[j][i] = rest
+                if not i:
+                    af.mins[j] = r
+                if bsize == af.maxes[j]:
+                    m2 = max(af.sizes[j])
+                    if m2 < bsize:
+                        af._lower(j, bsize, m2)
             else:
                 self._ix_move(blk, bsize, r, rest)
             self.free_bytes -= asize
