@@ -30,7 +30,7 @@ import io
 import json
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,8 +47,10 @@ from memsim.metrics.footprint import (
 from memsim.metrics.fragmentation import Fragmentation, FragmentationResult
 from memsim.metrics.timeline import Sample, Timeline
 from memsim.metrics.utilization import TraceUtil
+from memsim.trace.format import Call
 
-__all__ = ["CSV_COLUMNS", "METRICS", "RunMetrics", "compare", "measure", "to_csv", "to_json"]
+__all__ = ["CSV_COLUMNS", "METRICS", "Meter", "RunMetrics", "compare", "measure", "to_csv",
+           "to_json"]
 
 #: Scalar metrics of a record, in the order tables and CSV list them (name -> description).
 METRICS: dict[str, str] = {
@@ -76,11 +78,12 @@ METRICS: dict[str, str] = {
 
 #: CSV columns: identity, the scalar metrics, syscalls by name, the two breakdowns.
 _SYSCALLS = ("brk", "mmap", "munmap", "mremap", "mprotect", "madvise")
+_BD_KEYS = BUCKETS + ("footprint", "resident", "event")
 CSV_COLUMNS: tuple[str, ...] = (
     ("trace", "allocator", "calls", "error") + tuple(METRICS)
     + tuple(f"syscalls.{s}" for s in _SYSCALLS)
-    + tuple(f"footprint_at_peak.{b}" for b in BUCKETS + ("footprint", "resident"))
-    + tuple(f"footprint_at_end.{b}" for b in BUCKETS + ("footprint", "resident")))
+    + tuple(f"footprint_at_peak.{b}" for b in _BD_KEYS)
+    + tuple(f"footprint_at_end.{b}" for b in _BD_KEYS))
 
 
 @dataclass
@@ -152,7 +155,7 @@ class RunMetrics:
         row += [_csv_value(d[m]) for m in METRICS]
         row += [d["syscalls"].get(s, 0) for s in _SYSCALLS]
         for key in ("footprint_at_peak", "footprint_at_end"):
-            row += [d[key].get(b, "") for b in BUCKETS + ("footprint", "resident")]
+            row += [d[key].get(b, "") for b in _BD_KEYS]
         if timing:
             row.append(round(self.seconds or 0.0, 3))
         return row
@@ -191,7 +194,9 @@ def measure(trace: str | os.PathLike[str], allocator: str, *,
         with _open(trace, False) as reader:
             rep = Replayer(allocator, brk0=reader.brk0, options=options, touch=touch,
                            name=reader.name)
-            _run(rep, reader, out, every, max_points, progress)
+            meter = Meter(rep, every, max_points)
+            meter.feed(reader, progress)
+            meter.finish(out)
     except MemsimError as e:
         out.error = " ".join(str(e).split())
         out.frag = None
@@ -200,31 +205,45 @@ def measure(trace: str | os.PathLike[str], allocator: str, *,
     return out
 
 
-def _run(rep: Any, calls: Any, out: RunMetrics, every: int, max_points: int,
-         progress: Callable[[int], None] | None) -> None:
-    alloc = rep.alloc
-    mm = rep.mm
-    sysl = rep.sys
-    pt = mm.pt
-    base = mm.brk                            # the allocator's heap starts at the break now
-    ledger = ObjectLedger(alloc)
-    add = ledger.add
-    remove = ledger.remove
-    frag = Fragmentation()
-    observe = frag.observe
-    tl = Timeline(every, max_points)
-    step = rep.step
-    process = rep.process
+class Meter:
+    """Measures a :class:`~memsim.trace.replay.Replayer` call by call.
 
-    def footprint_now() -> int:
-        return mm.brk - base + sysl.mapped
+    :meth:`feed` replays calls and observes every point; :meth:`snapshot` is a full sample
+    now; :meth:`finish` fills a :class:`RunMetrics`. Tests drive it with made-up calls.
+    """
 
-    def snap(event: int, kind: str) -> tuple[Sample, Breakdown]:
-        ranges = [(base, mm.brk)] + [(s, s + n) for s, n in sysl.maps.items()]
-        bd = breakdown(alloc, ledger, resident_bytes(pt, ranges))
-        st = process.status()
-        counts = sysl.counts
-        s: Sample = {"event": event, "kind": kind, "live_bytes": rep.live_bytes,
+    def __init__(self, rep: Any, every: int = 1024, max_points: int = 256) -> None:
+        self.rep = rep
+        self.alloc = rep.alloc
+        self.mm = rep.mm
+        self.sysl = rep.sys
+        self.pt = rep.mm.pt
+        self.base = rep.mm.brk                 # the allocator's heap starts at the break now
+        self.ledger = ObjectLedger(rep.alloc)
+        self.frag = Fragmentation()
+        self.timeline = Timeline(every, max_points)
+        self.n = 0
+        self.peak_bd: Breakdown | None = None
+        self.peak_event = 0
+
+    def footprint(self) -> int:
+        """U now: the break above its start plus the allocator's mapped bytes."""
+        return self.mm.brk - self.base + self.sysl.mapped
+
+    def ranges(self) -> list[tuple[int, int]]:
+        """The address ranges of the footprint: the heap and each mapping."""
+        return [(self.base, self.mm.brk)] + [(s, s + n) for s, n in self.sysl.maps.items()]
+
+    def breakdown(self) -> Breakdown:
+        return breakdown(self.alloc, self.ledger, resident_bytes(self.pt, self.ranges()))
+
+    def snapshot(self, kind: str = "now") -> tuple[Sample, Breakdown]:
+        """A full sample after the calls fed so far, and its breakdown."""
+        rep = self.rep
+        bd = self.breakdown()
+        st = rep.process.status()
+        counts = self.sysl.counts
+        s: Sample = {"event": self.n, "kind": kind, "live_bytes": rep.live_bytes,
                      "live_objects": len(rep.live), "footprint_bytes": bd.footprint}
         for b in BUCKETS:
             s[b] = getattr(bd, b)
@@ -232,74 +251,96 @@ def _run(rep: Any, calls: Any, out: RunMetrics, every: int, max_points: int,
         s["vsz_kb"] = st["VmSize"]
         s["rss_kb"] = st["VmRSS"]
         s["rss_anon_kb"] = st["RssAnon"]
-        s["pgfault"] = pt.pgfault
-        s["pgmajfault"] = pt.pgmajfault
+        s["pgfault"] = self.pt.pgfault
+        s["pgmajfault"] = self.pt.pgmajfault
         for k in _SYSCALLS:
             s[k] = counts.get(k, 0)
         s["syscalls"] = sum(counts.values())
         return s, bd
 
-    peak_bd: Breakdown | None = None
-    n = 0
-    for call in calls:
-        op = call[0]
-        if op == "f":
-            r = step(call)
-            if r is not None and r[0]:
-                remove(r[0])
-        elif op == "r":
-            r = step(call)
-            if r is not None:
-                old, p = r
-                if p:
-                    oldn = remove(old) if old else 0
-                    add(p, call[2] if call[3] else oldn)
-                elif call[2] == 0 and old:
-                    remove(old)
-        else:
-            r = step(call)
-            if r is not None and r[1] and call[3]:
-                add(r[1], _sizes(op, call[1], call[2]))
-        n += 1
-        live = rep.live_bytes
-        used = mm.brk - base + sysl.mapped
-        observe(live, used)
-        if frag.i_max_u == n and tl.peak_due("peak_footprint", used, n, live):
-            s, peak_bd = snap(n, "peak_footprint")
-            tl.add_peak("peak_footprint", used, s, live)
-        if frag.i_max_l == n and tl.peak_due("peak_live", live, n, -used):
-            s, _ = snap(n, "peak_live")
-            tl.add_peak("peak_live", live, s, -used)
-        if not n % tl.every:
-            tl.add(snap(n, "every")[0])
-            if progress is not None:
-                progress(n)
-    end, end_bd = snap(n, "end")
-    tl.set_end(end)
-    res = rep.result()
-    fr = frag.result()
-    out.calls = n
-    out.frag = fr
-    heapsize = getattr(alloc, "mem_heapsize", None)
-    util = TraceUtil(name=out.trace, ops=n, peak_payload=fr.peak_live,
-                     heap_size=heapsize() if heapsize is not None else fr.peak_footprint)
-    out.utilization = util.util if util.heap_size else None
-    out.final_live_bytes = rep.live_bytes
-    out.final_footprint_bytes = footprint_now()
-    if peak_bd is None:
-        peak_bd = end_bd
-    out.footprint_at_peak = peak_bd.as_dict()
-    out.footprint_at_end = end_bd.as_dict()
-    out.free_lists_at_end = free_lists(alloc)
-    st = process.status()
-    out.status = {k: st[k] for k in ("VmPeak", "VmSize", "VmHWM", "VmRSS", "RssAnon")}
-    out.pgfault = pt.pgfault
-    out.pgmajfault = pt.pgmajfault
-    out.syscalls = dict(res.syscalls)
-    out.failed_allocations = res.failed_allocations
-    out.series = tl.samples()
-    if progress is not None:
-        progress(n)
+    def feed(self, calls: Iterable[Call], progress: Callable[[int], None] | None = None
+             ) -> None:
+        """Replay ``calls``, observing L and U after each (the hot loop)."""
+        rep = self.rep
+        mm = self.mm
+        sysl = self.sysl
+        base = self.base
+        add = self.ledger.add
+        remove = self.ledger.remove
+        frag = self.frag
+        observe = frag.observe
+        tl = self.timeline
+        snap = self.snapshot
+        step = rep.step
+        n = self.n
+        try:
+            for call in calls:
+                op = call[0]
+                if op == "f":
+                    r = step(call)
+                    if r is not None and r[0]:
+                        remove(r[0])
+                elif op == "r":
+                    r = step(call)
+                    if r is not None:
+                        old, p = r
+                        if p:
+                            oldn = remove(old) if old else 0
+                            add(p, call[2] if call[3] else oldn)
+                        elif call[2] == 0 and old:
+                            remove(old)
+                else:
+                    r = step(call)
+                    if r is not None and r[1] and call[3]:
+                        add(r[1], _sizes(op, call[1], call[2]))
+                n += 1
+                self.n = n
+                live = rep.live_bytes
+                used = mm.brk - base + sysl.mapped
+                observe(live, used)
+                if frag.i_max_u == n and tl.peak_due("peak_footprint", used, n, live):
+                    s, self.peak_bd = snap("peak_footprint")
+                    self.peak_event = n
+                    tl.add_peak("peak_footprint", used, s, live)
+                if frag.i_max_l == n and tl.peak_due("peak_live", live, n, -used):
+                    s, _ = snap("peak_live")
+                    tl.add_peak("peak_live", live, s, -used)
+                if not n % tl.every:
+                    tl.add(snap("every")[0])
+                    if progress is not None:
+                        progress(n)
+        finally:
+            self.n = n
+
+    def finish(self, out: RunMetrics) -> RunMetrics:
+        """The summary of everything fed so far, into ``out``."""
+        rep = self.rep
+        alloc = self.alloc
+        end, end_bd = self.snapshot("end")
+        self.timeline.set_end(end)
+        res = rep.result()
+        fr = self.frag.result()
+        out.calls = self.n
+        out.frag = fr
+        heapsize = getattr(alloc, "mem_heapsize", None)
+        util = TraceUtil(name=out.trace, ops=self.n, peak_payload=fr.peak_live,
+                         heap_size=heapsize() if heapsize is not None else fr.peak_footprint)
+        out.utilization = util.util if util.heap_size else None
+        out.final_live_bytes = rep.live_bytes
+        out.final_footprint_bytes = self.footprint()
+        out.footprint_at_peak = (self.peak_bd or end_bd).as_dict()
+        out.footprint_at_peak["event"] = self.peak_event if self.peak_bd else self.n
+        out.footprint_at_end = end_bd.as_dict()
+        out.footprint_at_end["event"] = self.n
+        out.free_lists_at_end = free_lists(alloc)
+        st = rep.process.status()
+        out.status = {k: st[k] for k in ("VmPeak", "VmSize", "VmHWM", "VmRSS", "RssAnon")}
+        out.pgfault = self.pt.pgfault
+        out.pgmajfault = self.pt.pgmajfault
+        out.syscalls = dict(res.syscalls)
+        out.failed_allocations = res.failed_allocations
+        out.series = self.timeline.samples()
+        return out
 
 
 # --- many runs ------------------------------------------------------------------------------
