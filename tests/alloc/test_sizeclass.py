@@ -70,7 +70,7 @@ def test_pages_are_threaded_4k_at_a_time() -> None:
 
 
 def test_an_empty_page_goes_back_to_the_os() -> None:
-    a, proc = make()
+    a, proc = make(retire_delay=0)
     keep = a.malloc(5000)                                  # keeps the segment alive
     ptrs = [a.malloc(100) for _ in range(500)]
     for p in ptrs:
@@ -85,7 +85,7 @@ def test_an_empty_page_goes_back_to_the_os() -> None:
 
 
 def test_page_reset_none_keeps_pages_resident() -> None:
-    a, proc = make(reset="none")
+    a, proc = make(reset="none", retire_delay=0)
     keep = a.malloc(5000)
     ptrs = [a.malloc(100) for _ in range(500)]
     high = proc.mm.rss
@@ -96,13 +96,37 @@ def test_page_reset_none_keeps_pages_resident() -> None:
 
 
 def test_an_empty_segment_is_unmapped() -> None:
-    a, proc = make()
+    a, proc = make(retire_delay=0)
     vm = proc.mm.total_vm
     p = a.malloc(100)
     assert proc.mm.total_vm - vm == SEGMENT_SIZE // PAGE_SIZE
     a.free(p)
     assert proc.mm.total_vm == vm and not a.segments
     a.check()
+
+
+def test_the_only_page_of_a_class_is_kept_for_a_while() -> None:
+    """mimalloc's retire_expire: an empty page that is its class's only page stays (no
+    madvise/fault churn when one object comes and goes), and is retired after
+    RETIRE_CYCLES allocations that took the slow path, or at malloc_trim."""
+    a, proc = make()
+    vm = proc.mm.total_vm
+    for _ in range(50):
+        a.free(a.malloc(100))                              # one page, never retired
+    page = next(iter(a.kept))
+    assert a.kept and page.used == 0 and proc.mm.total_vm > vm
+    a.check()
+    for _ in range(15):
+        a.malloc(1000)                                     # each one bumps: a cycle
+    assert page in a.kept
+    a.malloc(1000)
+    assert page not in a.kept
+    a.check()
+    b, proc2 = make()
+    vm2 = proc2.mm.total_vm
+    b.free(b.malloc(100))
+    assert b.malloc_trim(0) == 1 and proc2.mm.total_vm == vm2 and not b.kept
+    b.check()
 
 
 def test_huge_requests_get_their_own_mapping() -> None:

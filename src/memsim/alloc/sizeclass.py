@@ -21,10 +21,13 @@ queue of the pages that have room; malloc takes a block from the newest such pag
 list, else the never-used part, whose links are written 4 KiB at a time as mimalloc's
 ``mi_page_extend_free`` does), else makes a new page in a segment with an empty slot, else
 maps a new segment. free pushes the block on its page's free list; a page that becomes empty
-goes back to the OS at once: ``madvise(MADV_DONTNEED)`` (option ``reset``: "dontneed",
-"free" for MADV_FREE, "none"), and its slot is free for a page of any class; a segment whose
-pages are all empty is unmapped. (mimalloc delays retiring the last page of a class and
-purges after a delay; jemalloc keeps dirty pages for a decay time. Here it is immediate.)
+goes back to the OS: ``madvise(MADV_DONTNEED)`` (option ``reset``: "dontneed", "free" for
+MADV_FREE, "none"), and its slot is free for a page of any class; a segment whose pages are
+all empty is unmapped. As in mimalloc (``_mi_page_retire``), an empty page that is the only
+page of its class is kept for ``retire_delay`` (16) allocations that take the slow path
+(the page's free list was empty), so one object that comes and goes does not fault a page in
+and out each time; malloc_trim retires the kept pages at once. (mimalloc also delays the
+purge itself; jemalloc decays dirty pages over seconds. Here the purge is immediate.)
 
 realloc keeps the block when the new size fits and is at least half of it (mimalloc's
 rule), else moves. memalign picks a class that is a multiple of the alignment (blocks of a
@@ -36,7 +39,7 @@ O(1) amortised; retiring a page O(1) (queues are dicts).
 Invariants (``check()``): every page lies in its segment slot and holds blocks of one class
 from its area start; its free-list blocks lie below the bump pointer, on block boundaries,
 once, and are not live; its count of used blocks is the number of live blocks in it (at
-least one: an empty page is retired); a page is queued exactly when it has room; segment slot
+least one, unless it is a kept empty page); a page is queued exactly when it has room; segment slot
 counts, the segment lists and the byte counters agree with the pages.
 """
 
@@ -59,6 +62,7 @@ MEDIUM_PAGE_SIZE = 512 * KiB
 SMALL_OBJ_MAX = SMALL_PAGE_SIZE // 4       # 16 KiB
 MEDIUM_OBJ_MAX = MEDIUM_PAGE_SIZE // 4     # 128 KiB
 EXTEND_SIZE = 4 * KiB                      # mimalloc's MI_MAX_EXTEND_SIZE
+RETIRE_CYCLES = 16                         # mimalloc's MI_RETIRE_CYCLES
 
 
 def _class_table() -> list[int]:
@@ -119,10 +123,12 @@ class Segment:
 @register("sizeclass", "size-class pages (mimalloc/jemalloc style): 4 MiB segments of 64 KiB "
                        "pages, one class per page, empty pages returned with madvise")
 class SizeClass(ClassicAllocator):
-    """The size-class page allocator. Option ``reset``: how an empty page goes back to the
-    OS, "dontneed" (MADV_DONTNEED), "free" (MADV_FREE) or "none" (kept resident)."""
+    """The size-class page allocator. Options: ``reset``, how an empty page goes back to
+    the OS, "dontneed" (MADV_DONTNEED), "free" (MADV_FREE) or "none" (kept resident);
+    ``retire_delay``, slow-path allocations an empty only-page-of-its-class is kept (0:
+    retire at once)."""
 
-    defaults: dict[str, Any] = {"reset": "dontneed"}
+    defaults: dict[str, Any] = {"reset": "dontneed", "retire_delay": RETIRE_CYCLES}
 
     def __init__(self, syscalls: Syscalls, **options: Any) -> None:
         super().__init__(syscalls)
@@ -132,6 +138,11 @@ class SizeClass(ClassicAllocator):
         if o["reset"] not in advice:
             raise option_error(type(self), "reset", o["reset"], "dontneed, free or none")
         self.advice = advice[o["reset"]]
+        rd = o["retire_delay"]
+        if not isinstance(rd, int) or isinstance(rd, bool) or rd < 0:
+            raise option_error(type(self), "retire_delay", rd, "a number of cycles >= 0")
+        self.retire_delay = rd
+        self.kept: dict[Page, int] = {}            # empty pages kept -> cycles left
         self.queues: dict[int, dict[Page, None]] = {c: {} for c in CLASSES}
         self.avail: dict[int, dict[Segment, None]] = {SMALL_PAGE_SIZE: {},
                                                       MEDIUM_PAGE_SIZE: {}}
@@ -218,7 +229,11 @@ class SizeClass(ClassicAllocator):
                 return 0
         if page.free:
             p = page.free.pop()
+            if not page.used and self.kept:
+                self.kept.pop(page, None)          # a kept empty page is in use again
         else:
+            if self.kept:                          # _mi_malloc_generic: age the kept pages
+                self._collect_kept(False)
             p = page.bump
             page.bump = p + bsize
             if page.bump > page.capacity:      # mi_page_extend_free: thread the next 4 KiB
@@ -256,12 +271,33 @@ class SizeClass(ClassicAllocator):
         was_full = not page.free and page.bump + bsize > page.end
         page.free.append(ptr)
         page.used -= 1
-        if page.used == 0:
-            self._retire(page)
-            return
-        self.w(ptr, 8)                           # the link
         if was_full:
             self.queues[bsize][page] = None
+        if page.used == 0:
+            if self.retire_delay and len(self.queues[bsize]) == 1:
+                self.kept[page] = self.retire_delay     # the class's only page: keep it
+                self.w(ptr, 8)
+            else:
+                self._retire(page)
+            return
+        self.w(ptr, 8)                           # the link
+
+    def _collect_kept(self, force: bool) -> int:
+        """``_mi_heap_collect_retired``: age the kept empty pages, retire the expired ones
+        (all of them when ``force``). Returns how many were retired."""
+        n = 0
+        for page, left in list(self.kept.items()):
+            if force or left <= 1:
+                del self.kept[page]
+                self._retire(page)
+                n += 1
+            else:
+                self.kept[page] = left - 1
+        return n
+
+    def malloc_trim(self, pad: int) -> int:
+        """Retire the kept empty pages at once (``mi_collect(true)``); 1 if any was."""
+        return 1 if self._collect_kept(True) else 0
 
     def _usable(self, ptr: int) -> int:
         page = self.live.get(ptr)
@@ -323,7 +359,8 @@ class SizeClass(ClassicAllocator):
                 for b in fl:
                     assert page.start <= b < page.bump and (b - page.start) % page.bsize == 0
                     assert b not in self.live, f"block {b:#x} live and free"
-                assert page.used == per_page.get(page, 0) >= 1, "page used count"
+                assert page.used == per_page.get(page, 0), "page used count"
+                assert page.used >= 1 or page in self.kept, "an empty page was not retired"
                 assert (page in self.queues[page.bsize]) == page.has_room(), "page queue"
                 n = page.nblocks
                 in_use += page.used * page.bsize
@@ -335,3 +372,6 @@ class SizeClass(ClassicAllocator):
         for q in self.queues.values():
             for page in q:
                 assert page.segment.pages[page.index] is page, "a retired page is queued"
+        for page, left in self.kept.items():
+            assert page.used == 0 and 1 <= left <= self.retire_delay, "kept page"
+            assert page.segment.pages[page.index] is page, "a kept page was retired"
