@@ -88,11 +88,17 @@ def _overlap(live: dict[int, int], p: int, n: int) -> str:
     return ""
 
 
-def _accounted(a: Allocator) -> None:
+def _accounted(a: Allocator, mm: MM | None = None, vm0: int = 0) -> None:
+    """The buckets add up to the footprint, and the footprint is the address space the
+    kernel gave the allocator (its VmSize growth, within the last page of the break)."""
     u = a.usage()
     parts = u.in_use + u.cached + u.free + u.top + u.overhead
     assert parts == u.total, f"{a.name}: buckets {u.as_dict()} do not add up"
     assert min(u.as_dict().values()) >= 0, f"{a.name}: negative bucket {u.as_dict()}"
+    if mm is not None:
+        held = (mm.total_vm - vm0) * PAGE_SIZE
+        assert 0 <= held - u.total < PAGE_SIZE, \
+            f"{a.name}: footprint {u.total} but the kernel mapped {held} bytes for it"
 
 
 def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = None,
@@ -106,6 +112,7 @@ def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = N
             base = proc.mm.data_vm if res == "data" else proc.mm.total_vm
             proc.setrlimit(res, base * PAGE_SIZE + extra)
     watch = Watch(proc.mm)
+    vm0 = proc.mm.total_vm
     a = create(name, watch, options)
     base_align = getattr(a, "alignment", 16)     # what the allocator promises (16 unless
     live: dict[int, int] = {}                    # it says otherwise, e.g. CS:APP's 8)
@@ -129,7 +136,7 @@ def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = N
         elif kind == "trim":
             a.malloc_trim(op[1])
             a.check()
-            _accounted(a)
+            _accounted(a, proc.mm, vm0)
             continue
         else:
             if not live:
@@ -139,7 +146,7 @@ def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = N
                 del live[victim]
                 a.free(victim)
                 a.check()
-                _accounted(a)
+                _accounted(a, proc.mm, vm0)
                 continue
             want = op[2]
             old = live.pop(victim)
@@ -162,11 +169,11 @@ def run(name: str, ops: list[tuple[Any, ...]], limits: dict[str, int] | None = N
                                            f"nothing (limits {limits})"
             assert a.errno, f"{name}: NULL without errno"
         a.check()
-        _accounted(a)
+        _accounted(a, proc.mm, vm0)
     for p in sorted(live):
         a.free(p)
     a.check()
-    _accounted(a)
+    _accounted(a, proc.mm, vm0)
     return out, nulls
 
 

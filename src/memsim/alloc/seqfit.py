@@ -47,13 +47,15 @@ the new block merging with a free last block. realloc grows into a free successo
 in place (``realloc`` = "in-place"), or always moves (``realloc`` = "copy", the textbook
 ``mm_realloc``). memalign takes a larger block and frees the unaligned lead.
 
-Costs in the simulation (the real list walk in brackets): first/next fit O(n/B + B) with
-n free blocks, B = 64, over an ordered list of buckets that each know their largest block (a
-max-size augmentation) [real: O(blocks scanned), up to O(n); implicit: O(all blocks)];
-best/worst fit O(log n) over a sorted list keyed by (size, list position) [real best fit
-scans the whole list unless it is a tree]; free O(log n) (immediate), O(1) (deferred, none),
-a deferred sweep O(n); realloc in place O(log n). The simulated search returns the same
-block as the real list walk would.
+Costs in the simulation (the real list walk in brackets): first fit O(log(n/B) + B) with n
+free blocks and buckets of B = 16..32, over an ordered list of buckets that each know their
+largest block, plus the running maximum of those (a max-size augmentation: the first bucket
+holding a fit is one bisect) [real: O(blocks visited), up to O(n); implicit: O(all blocks)];
+next fit the same from the rover, O(n/B + B) when it must skip buckets; best/worst fit
+O(log n) over a sorted list keyed by (size, list position) [real best fit scans the whole
+list unless it is a tree]; free O(log n + B) (immediate), the same for deferred/none, a
+deferred sweep O(n); realloc in place O(log n + B). The simulated search returns the same
+block as the real list walk (``tests/alloc/test_seqfit.py`` compares every choice).
 
 Invariants (:meth:`SeqFit.check`): the blocks tile the heap from the first block to the
 epilogue; every block is a multiple of the alignment and at least min_block, every payload
