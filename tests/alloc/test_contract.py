@@ -258,3 +258,39 @@ def test_mm_is_a_syscalls() -> None:
     from memsim.kernel.abi import Syscalls
 
     assert isinstance(Watch(Process().mm), Syscalls)
+
+
+#: non-default configurations of the classic allocators, held to the same contract
+CONFIGS: list[tuple[str, dict[str, Any]]] = [
+    ("seqfit", {"header": 0, "min_block": 32, "footer": "free"}),
+    ("seqfit", {"header": 0, "min_block": 16, "lists": "implicit", "coalesce": "none"}),
+    ("seqfit", {"alignment": 8, "min_block": 32}),
+    ("seqfit", {"alignment": 32, "min_block": 64, "header": 16}),
+    ("seqfit", {"order": "lifo", "coalesce": "deferred"}),
+    ("seqfit", {"order": "fifo", "coalesce": "none", "placement": "next"}),
+    ("seqfit", {"order": "size", "placement": "worst", "coalesce": "deferred"}),
+    ("seqfit", {"order": "lifo", "placement": "best"}),
+    ("seqfit", {"lists": "implicit", "placement": "next", "min_block": 16,
+                "coalesce": "deferred"}),
+    ("seqfit", {"mmap_threshold": 65536, "realloc": "copy"}),
+    ("seqfit", {"grow": 0, "prologue": 24}),
+    ("segfit", {"small_max": 64, "coalesce": "deferred"}),
+    ("segfit", {"mmap_threshold": 200000, "coalesce": "none"}),
+    ("buddy", {"header": 0}),
+    ("buddy", {"arena": 4096}),
+    ("simple-seg", {"header": 16}),
+    ("simple-seg", {"classes": "pow2x3", "max_class": 256, "run": 8192}),
+    ("sizeclass", {"retire_delay": 0, "reset": "free"}),
+    ("sizeclass", {"retire_delay": 3, "reset": "none"}),
+]
+
+
+@pytest.mark.parametrize(("name", "options"), CONFIGS,
+                         ids=[f"{n}-{i}" for i, (n, _) in enumerate(CONFIGS)])
+@settings(max_examples=max(EXAMPLES * 2 // 5, 1), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS, limit=st.one_of(st.none(), st.integers(0, 3 * 1024 * 1024)))
+def test_configurations_keep_the_contract(name: str, options: dict[str, Any],
+                                          ops: list[tuple[Any, ...]], limit: int | None
+                                          ) -> None:
+    run(name, ops, None if limit is None else {"data": limit}, options)

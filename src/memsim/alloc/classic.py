@@ -148,7 +148,7 @@ class ClassicAllocator(Allocator):
         header = max(header, 0)
         if alignment <= PAGE_SIZE:
             off = (header + alignment - 1) & -alignment
-            length = (off + size + PAGE_MASK) & ~PAGE_MASK
+            length = (off + max(size, 1) + PAGE_MASK) & ~PAGE_MASK
             start = self.mmap(length)
             if not start:
                 return 0
