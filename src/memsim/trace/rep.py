@@ -29,9 +29,10 @@ Ids and addresses are kept apart. A memsim call needs pointers, so each id is gi
     pointer(id, gen) = SYNTHETIC_BASE + 16 * (gen * 2**32 + id)       SYNTHETIC_BASE = 2**44
 
 ``gen`` is 0 unless the trace allocates an id again while it is still live (a leak in the
-trace): each such allocation takes the next generation, so two live blocks never share a
-pointer. ``realloc`` keeps the id's pointer (``('r', P, size, P)``); the allocator under
-replay gives its own addresses anyway. Requests that mdriver cannot express as C calls are
+trace): each such allocation takes the next generation (up to 255), so two live blocks never
+share a pointer; all synthetic pointers lie in [2**44, 2**45). ``realloc`` keeps the id's
+pointer (``('r', P, size, P)``); the allocator under replay gives its own addresses anyway.
+Requests that mdriver cannot express as C calls are
 mapped as the CMU driver (which zeroes its block table) would run them: ``r`` of an id that is
 not live is ``realloc(NULL, size)``; ``f -1`` (CMU) is ``free(NULL)``; ``r id 0`` (CMU) is
 ``realloc(p, 0)``, a free. A free of an id that is not live is an error (the classic driver
@@ -62,11 +63,15 @@ __all__ = ["SYNTHETIC_BASE", "RepHeader", "RepReader", "looks_like_rep", "pointe
 SYNTHETIC_BASE = 1 << 44
 _GEN_SHIFT = 32
 _ID_LIMIT = 1 << _GEN_SHIFT
+_GEN_LIMIT = 1 << 8             # pointers stay below 2**45, away from real mappings
 VARIANTS = ("auto", "classic", "cmu")
 
 
 def synthetic_pointer(ident: int, gen: int = 0) -> int:
     """The pointer that stands for block ``ident`` (generation ``gen``) in memsim calls."""
+    if not 0 <= gen < _GEN_LIMIT:
+        raise ValueError(f"block id {ident} allocated again while live more than "
+                         f"{_GEN_LIMIT - 1} times")
     return SYNTHETIC_BASE + 16 * ((gen << _GEN_SHIFT) | ident)
 
 
@@ -76,6 +81,8 @@ def pointer_id(ptr: int) -> tuple[int, int] | None:
     if off < 0 or off % 16:
         return None
     n = off // 16
+    if n >> _GEN_SHIFT >= _GEN_LIMIT:
+        return None
     return n & (_ID_LIMIT - 1), n >> _GEN_SHIFT
 
 
