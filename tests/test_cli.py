@@ -63,6 +63,14 @@ def test_every_command_module_follows_the_convention(module: str) -> None:
     assert callable(mod.run)
 
 
+@pytest.mark.parametrize("name", COMMAND_NAMES)
+def test_every_command_is_documented(name: str) -> None:
+    root = Path(__file__).resolve().parent.parent
+    pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+    assert any(f"memsim {name}" in p.read_text(encoding="utf-8") for p in pages), \
+        f"no page in README.md or docs/ shows `memsim {name}`"
+
+
 def test_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     status, out, _ = run_main(capsys, "--help")
     assert status == 0
