@@ -343,9 +343,40 @@ def test_random_call_sequences_never_crash_and_keep_every_invariant(seed: int) -
                 p.read(addr(), length(), every=rng.choice([None, P, 8192]))
             elif rng.random() < 0.3:
                 p.create_thread(rng.choice([None, 65536]))
+            elif p.threads:
+                p.join_thread(rng.choice(p.threads))
         except SegmentationFault:
             pass
         regs[3:] = regs[-40:]
         p.check()
     p.exit()
     m.check()
+
+
+def test_thread_exit_join_and_the_glibc_stack_cache(proc: Process) -> None:
+    st0 = proc.status()
+    t0 = proc.create_thread()
+    proc.join_thread(t0)
+    base = proc.status()
+    assert base["VmSize"] - st0["VmSize"] == 8196           # the stack stays mapped (cached)
+    # a thread that used 1 MiB of its stack: on return everything below sp - 16 KiB goes back
+    t1 = proc.create_thread()
+    assert (t1.guard_start, t1.stack_end) == (t0.guard_start, t0.stack_end)   # reused
+    proc.write(t1.stack_end - 0x112C - MiB, MiB)
+    assert proc.status()["RssAnon"] - base["RssAnon"] == 1024
+    proc.exit_thread(t1)
+    assert "Threads:\t1" in str(proc.status())
+    proc.join_thread(t1)
+    assert proc.status()["RssAnon"] - base["RssAnon"] == 16
+    # a 1 MiB stack does not fit the cached 8 MiB one (more than 4x): a new mapping
+    t2 = proc.create_thread(stacksize=MiB)
+    assert t2.guard_start != t0.guard_start
+    proc.join_thread(t2)
+    # six at once: one reuses the 8 MiB stack, five are new; joined, the cache keeps 40 MiB
+    ts = [proc.create_thread() for _ in range(6)]
+    for t in ts:
+        proc.join_thread(t)
+    proc.check()
+    assert proc.status()["VmSize"] - st0["VmSize"] == 4 * 8196
+    with pytest.raises(ConfigError):
+        proc.join_thread(ts[0])

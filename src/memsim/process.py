@@ -24,14 +24,17 @@ non-positive ``every``, an unknown prot string) raises :class:`memsim.errors.Con
 
 glibc pieces mirrored: ``__sbrk``/``__brk`` (misc/sbrk.c, sysdeps/unix/sysv/linux/brk.c: a
 cached break, ``brk(0)`` on first use, failure when the kernel returns less than asked),
-``allocate_stack``/``setup_stack_prot`` (nptl/allocatestack.c) and the default thread stack
-size of ``__pthread_initialize_minimal`` (RLIMIT_STACK at start, 2 MiB if unlimited).
+``allocate_stack``/``setup_stack_prot``/``get_cached_stack`` (nptl/allocatestack.c),
+``queue_stack``/``free_stacks`` (nptl/nptl-stack.c: at most 40 MiB of joined threads' stacks
+are kept for reuse), ``advise_stack_range`` (a returning thread gives back its stack below the
+stack pointer with MADV_DONTNEED) and the default thread stack size of
+``__pthread_initialize_minimal`` (RLIMIT_STACK at start, 2 MiB if unlimited).
 
 Invariants (:meth:`Process.check`): those of the MM (which include the page table's) and
 glibc's cached break never lies below ``start_brk``.
 
-Not modelled: MAP_SHARED memory, mlock, fork, thread exit/join and glibc's stack cache (a
-thread's stack stays mapped), THP faults (MADV_HUGEPAGE only sets the VMA flag).
+Not modelled: MAP_SHARED memory, mlock, fork, detached threads, what a thread does with its
+stack beyond the pages it writes at start (use ``write`` on its range).
 """
 
 from __future__ import annotations
@@ -77,6 +80,10 @@ STATIC_TLS_ALIGN = 64               # __static_tls_align_m1 + 1 on x86-64
 #: pages a new thread has written at the top of its stack by the time it runs (struct
 #: pthread, static TLS, its first frames): RssAnon +8 kB per thread on this machine
 THREAD_TOUCHED_PAGES = 2
+#: top of the stack mapping minus the thread's stack pointer when its start routine returns
+#: (measured: 0x112c; TLS, struct pthread and start_thread's frame)
+THREAD_EXIT_SP_DEPTH = 0x112C
+STACK_CACHE_MAXSIZE = 40 * MiB      # glibc's stack_cache_maxsize
 
 _pids = itertools.count(1000)
 _KEEP = object()          # setrlimit: "hard limit not given"
@@ -214,7 +221,10 @@ class Process:
         self.errno = 0
         self.mm = MM(machine, self.pid, layout, privileged=privileged)
         self.allocator: object | None = None        # attached by the allocator models
-        self.threads: list[Thread] = []
+        self.threads: list[Thread] = []             # running threads (besides main)
+        self._exited: list[Thread] = []             # returned, not joined yet
+        self._stack_cache: list[tuple[int, int, int]] = []   # (mem, size, guard), newest first
+        self._stack_cache_size = 0
         self._curbrk: int | None = None             # glibc's __curbrk
         self._tids = itertools.count(self.pid + 1)
         for res, value in (rlimits or {}).items():
@@ -406,9 +416,11 @@ class Process:
                       guardsize: int | str = PAGE_SIZE) -> Thread | None:
         """``pthread_create`` as far as memory goes (glibc 2.36 ``allocate_stack``).
 
-        mmap(stack + guard, PROT_NONE, MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK), mprotect the part
-        above the guard read-write, then the new thread writes the top pages of its stack.
-        Returns the :class:`Thread`, or None with ``errno`` EAGAIN/EINVAL as pthread_create.
+        A stack from glibc's cache of joined threads' stacks if one fits
+        (``get_cached_stack``), else mmap(stack + guard, PROT_NONE,
+        MAP_PRIVATE|MAP_ANONYMOUS|MAP_STACK) and mprotect the part above the guard read-write;
+        then the new thread writes the top pages of its stack. Returns the :class:`Thread`,
+        or None with ``errno`` EAGAIN/EINVAL as pthread_create.
         """
         if stacksize is None:
             size = self.default_stacksize
@@ -425,23 +437,79 @@ class Process:
             return None
         total = size + guard_pages
         prot_rw = abi.PROT_READ | abi.PROT_WRITE
-        mem = self.mm.sys_mmap(0, total, abi.PROT_NONE if guard_pages else prot_rw,
-                               abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_STACK)
-        if mem < 0:
-            self.errno = _errno.EAGAIN if mem == -_errno.ENOMEM else -mem
-            return None
-        if guard_pages:
-            r = self.mm.sys_mprotect(mem + guard_pages, total - guard_pages, prot_rw)
-            if r < 0:
-                self.mm.sys_munmap(mem, total)
-                self.errno = _errno.EAGAIN if r == -_errno.ENOMEM else -r
+        cached = self._get_cached_stack(total)
+        if cached is not None:
+            mem, total, old_guard = cached
+            if guard_pages > old_guard:            # a bigger guard: protect more
+                self.mm.sys_mprotect(mem + old_guard, guard_pages - old_guard, abi.PROT_NONE)
+            elif guard_pages < old_guard:          # a smaller guard: open the difference
+                self.mm.sys_mprotect(mem + guard_pages, old_guard - guard_pages, prot_rw)
+        else:
+            mem = self.mm.sys_mmap(0, total, abi.PROT_NONE if guard_pages else prot_rw,
+                                   abi.MAP_PRIVATE | abi.MAP_ANONYMOUS | abi.MAP_STACK)
+            if mem < 0:
+                self.errno = _errno.EAGAIN if mem == -_errno.ENOMEM else -mem
                 return None
+            if guard_pages:
+                r = self.mm.sys_mprotect(mem + guard_pages, total - guard_pages, prot_rw)
+                if r < 0:
+                    self.mm.sys_munmap(mem, total)
+                    self.errno = _errno.EAGAIN if r == -_errno.ENOMEM else -r
+                    return None
         top = mem + total
         touched = min(THREAD_TOUCHED_PAGES * PAGE_SIZE, align_up(size, PAGE_SIZE))
         self.mm.write(top - touched, touched)
         t = Thread(next(self._tids), mem, mem + guard_pages, mem + guard_pages, top)
         self.threads.append(t)
         return t
+
+    def exit_thread(self, thread: Thread) -> None:
+        """The thread's start routine returns: glibc's ``advise_stack_range`` gives back
+        (MADV_DONTNEED) its stack below the stack pointer, keeping PTHREAD_STACK_MIN under it.
+        The stack stays mapped until :meth:`join_thread`."""
+        if thread not in self.threads:
+            raise ConfigError(f"thread {thread.tid} is not a running thread of this process")
+        self.threads.remove(thread)
+        self._exited.append(thread)
+        sp = thread.stack_end - THREAD_EXIT_SP_DEPTH
+        freesize = (sp - thread.guard_start) & ~(PAGE_SIZE - 1)
+        if freesize > PTHREAD_STACK_MIN:
+            self.mm.sys_madvise(thread.guard_start, freesize - PTHREAD_STACK_MIN,
+                                abi.MADV_DONTNEED)
+
+    def join_thread(self, thread: Thread) -> None:
+        """``pthread_join``: (the thread exits first if it has not) its stack goes to glibc's
+        stack cache, which keeps at most 40 MiB of stacks: the oldest beyond that are unmapped
+        (``queue_stack``/``free_stacks``)."""
+        if thread in self.threads:
+            self.exit_thread(thread)
+        if thread not in self._exited:
+            raise ConfigError(f"thread {thread.tid} is not joinable")
+        self._exited.remove(thread)
+        total = thread.stack_end - thread.guard_start
+        self._stack_cache.insert(0, (thread.guard_start, total, thread.guardsize))
+        self._stack_cache_size += total
+        while self._stack_cache_size > STACK_CACHE_MAXSIZE and self._stack_cache:
+            mem, size, _guard = self._stack_cache.pop()          # the oldest
+            self._stack_cache_size -= size
+            self.mm.sys_munmap(mem, size)
+
+    def _get_cached_stack(self, size: int) -> tuple[int, int, int] | None:
+        """``get_cached_stack``: an exact fit, else the smallest that fits, but never one
+        more than 4 times the size asked for."""
+        best = None
+        for entry in self._stack_cache:
+            if entry[1] >= size:
+                if entry[1] == size:
+                    best = entry
+                    break
+                if best is None or best[1] > entry[1]:
+                    best = entry
+        if best is None or best[1] > 4 * size:
+            return None
+        self._stack_cache.remove(best)
+        self._stack_cache_size -= best[1]
+        return best
 
     # --- views ---------------------------------------------------------------------------------
     def status(self) -> procfs.Status:
@@ -469,6 +537,9 @@ class Process:
         """The process exits: its whole address space and commit charge are released."""
         self.mm.exit_mmap()
         self.threads.clear()
+        self._exited.clear()
+        self._stack_cache.clear()
+        self._stack_cache_size = 0
 
     def check(self) -> None:
         """Assert the invariants of the whole process (see the module docstring)."""
