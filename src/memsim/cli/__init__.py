@@ -73,6 +73,9 @@ COMMANDS: tuple[str, ...] = (
     "compare",
     "malloclab",
     "ostep",
+    "explain",
+    "view",
+    "shell",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")

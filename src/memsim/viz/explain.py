@@ -415,7 +415,7 @@ class Explainer:
                           rss_anon_kb_before=self._anon0 * (PAGE_SIZE // 1024),
                           rss_anon_kb_after=obs.mm.pt.anon_pages * (PAGE_SIZE // 1024),
                           touched=self._touched)
-        if self.is_glibc and self._before is not None:
+        if self.is_glibc and self._before is not None and not program:
             after = GlibcSnapshot.take(self.alloc)
             story.path, story.allocator = _allocator_story(self.alloc, self._before, after, op,
                                                            args, result, self._old_size)
@@ -750,7 +750,8 @@ def _fault_sentences(story: CallStory, program: str) -> list[str]:
             if not ws:
                 continue
         else:
-            name = "the program's writes to its bytes"
+            name = ("the program's writes to its bytes" if not program
+                    else "the program's accesses")
             if not ws:
                 if story.touched:
                     out.append(f"{name} took no page fault: those pages were already "
@@ -871,3 +872,22 @@ def write_stories(stories: Iterator[CallStory], out: IO[str], width: int = 100) 
                                 break_long_words=False, break_on_hyphens=False) + "\n\n")
         n += 1
     return n
+
+
+def replay_to(trace: str | os.PathLike[str] | BinaryIO, calls: int | None = None, *,
+              touch: bool = True, options: Mapping[str, Any] | None = None,
+              skip_bad: bool = False) -> Any:
+    """A :class:`~memsim.trace.replay.Replayer` that has replayed the first ``calls`` calls of
+    ``trace`` (all when None) through the glibc model: its ``alloc`` and ``process`` are the
+    state the views draw."""
+    from memsim.trace import open_trace
+    from memsim.trace.replay import Replayer
+
+    if calls is not None and calls < 0:
+        raise ValueError(f"--at must be 0 or more, not {calls}")
+    reader = open_trace(trace, skip_bad=skip_bad, check=False)
+    with reader:
+        rep = Replayer("glibc", brk0=reader.brk0, options=options, touch=touch,
+                       name=reader.name, skip_bad=skip_bad)
+        rep.feed(reader if calls is None else islice(reader, calls))
+    return rep
