@@ -151,3 +151,29 @@ def test_cli_failed_run_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixt
     cap = capsys.readouterr()
     assert "error" in cap.out
     assert cap.err.count("\n") == 1 and cap.err.startswith("memsim: error:")
+
+
+def test_series_is_bounded_on_a_long_run(tmp_path: Path) -> None:
+    from memsim.metrics.compare import measure
+
+    path = _trace(tmp_path / "long.trace", 3, 6000)
+    rec = measure(path, "glibc", every=1, max_points=16)
+    assert rec.error is None and rec.calls == 6000
+    assert 8 <= len(rec.series) <= 16 + 3
+    events = [s["event"] for s in rec.series]
+    assert events == sorted(events) and events[-1] == 6000
+    kinds = {s["kind"] for s in rec.series}
+    assert {"every", "end"} <= kinds and any("peak" in k for k in kinds)
+    for s in rec.series:
+        assert sum(s[b] for b in BUCKETS) == s["footprint_bytes"]
+
+
+def test_rich_table(traces: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    from memsim.cli.compare import _print_table, _table_rows
+
+    recs = compare(traces, ["glibc", "buddy"], jobs=1, every=64)
+    rows = _table_rows(recs, traces, ["glibc", "buddy"], "peak_live_bytes")
+    _print_table(rows, ["glibc", "buddy"], "peak_live_bytes", "rich")
+    out = capsys.readouterr().out
+    assert "glibc" in out and "buddy" in out and "b.trace" in out
+    assert f"{recs[0].metric('peak_live_bytes'):,}" in out
