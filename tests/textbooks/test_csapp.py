@@ -222,3 +222,17 @@ def test_same_heap_as_the_books_c_code(book_oracles: dict[str, Path], name: str,
     out = subprocess.run([str(book_oracles[name]), str(trace)], capture_output=True,
                          text=True, check=True).stdout.split()
     assert _simulated(name, trace) == (int(out[0]), int(out[1]))
+
+
+@pytest.mark.parametrize("name", ["csapp-first-fit", "csapp-next-fit"])
+def test_same_heap_as_the_books_c_code_on_the_lab_traces(book_oracles: dict[str, Path],
+                                                         name: str) -> None:
+    folder = os.environ.get("MEMSIM_MALLOCLAB_TRACES")
+    if not folder:
+        pytest.skip("set MEMSIM_MALLOCLAB_TRACES to the Malloc Lab traces as well")
+    traces = sorted(Path(folder).glob("*.rep"))
+    assert traces, f"no .rep files in {folder}"
+    for trace in traces:
+        out = subprocess.run([str(book_oracles[name]), str(trace)], capture_output=True,
+                             text=True, check=True).stdout.split()
+        assert _simulated(name, trace) == (int(out[0]), int(out[1])), trace.name
