@@ -669,8 +669,8 @@ def _allocator_story(alloc: Any, b: GlibcSnapshot, a: GlibcSnapshot, op: str,
     sorted_out = [q for q, bi in b.bin_of.items() if bi == 1 and a.bin_of.get(q, 1) != 1
                   and q != c]
     if sorted_out:
-        more.append(f"the unsorted scan sorted {len(sorted_out)} chunk(s) into their small/"
-                    f"large bins")
+        out.append(f"first the unsorted scan sorted {len(sorted_out)} chunk"
+                   f"{'s' if len(sorted_out) != 1 else ''} into the small/large bins")
     return label, out + more
 
 
