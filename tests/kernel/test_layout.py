@@ -79,9 +79,15 @@ def test_aslr_is_seeded_and_within_the_kernel_ranges() -> None:
 def test_start_brk_may_be_placed_and_is_validated() -> None:
     lay = Layout.default(start_brk=0x555555600000)
     assert lay.start_brk == 0x555555600000
-    for bad in (0x555555600001, 0x555555554000, 0x7FFFF7E00000):
+    for bad in (0x555555600001, 0x7FFFF7E00000, 0x12000):
         with pytest.raises(ConfigError):
             Layout.default(start_brk=bad)
+    # below the image: a non-PIE program whose break follows its image
+    low = Layout.default(start_brk=0x4C6000)
+    low.check()
+    assert low.image_end == low.start_brk == 0x4C6000
+    assert low.start_code < low.end_code < low.start_data < low.end_data <= low.start_brk
+    assert low.mmap_base == Layout.default().mmap_base
 
 
 def test_unlimited_stack_puts_the_libraries_below_the_program() -> None:

@@ -20,7 +20,9 @@ machine runs it with ASLR off (``setarch -R``) and an 8 MiB stack limit; it was 
 
 Mirrors ``arch_pick_mmap_layout``/``mmap_base`` (arch/x86/mm/mmap.c), ``randomize_stack_top``
 and ``setup_arg_pages`` (fs/exec.c), ``load_elf_binary``'s brk placement and
-``arch_randomize_brk`` (fs/binfmt_elf.c, arch/x86/kernel/process.c). With ``aslr=True`` a
+``arch_randomize_brk`` (fs/binfmt_elf.c, arch/x86/kernel/process.c). A ``start_brk`` below
+the PIE image (a recorded non-PIE program) moves the image down to end there, as the kernel
+puts the break right after the image. With ``aslr=True`` a
 seeded RNG draws the same random quantities the kernel draws: 28 bits of pages for the mmap
 base and the PIE load bias, 22 bits of pages for the stack top, 18 bits of pages (+1 page of
 gap) for the brk start. Everything placed top-down below ``mmap_base`` (libraries, vDSO)
@@ -37,7 +39,13 @@ import random
 from dataclasses import dataclass, field, replace
 
 from memsim.errors import ConfigError
-from memsim.kernel.abi import RLIM_INFINITY, STACK_GUARD_GAP, STACK_TOP, TASK_SIZE
+from memsim.kernel.abi import (
+    MMAP_MIN_ADDR,
+    RLIM_INFINITY,
+    STACK_GUARD_GAP,
+    STACK_TOP,
+    TASK_SIZE,
+)
 from memsim.kernel.vma import VM_ACCOUNT, flags_from_mnemonics
 from memsim.units import PAGE_SHIFT, PAGE_SIZE, GiB, KiB, MiB, page_align
 
@@ -219,6 +227,17 @@ class Layout:
                 sb += rng.randrange(BRK_RND_RANGE >> PAGE_SHIFT) << PAGE_SHIFT
         else:
             sb = start_brk
+            image_end = max(seg.end for seg in out if seg.region == "exe")
+            if isinstance(sb, int) and not isinstance(sb, bool) and \
+                    not sb & (PAGE_SIZE - 1) and sb < image_end:
+                # a heap below the PIE image: a non-PIE program (loaded at 0x400000, say) whose
+                # break follows its image; move the image down to end at start_brk
+                shift = sb - image_end
+                if min(seg.start for seg in out if seg.region == "exe") + shift < MMAP_MIN_ADDR:
+                    raise ConfigError(f"start_brk {sb:#x} leaves no room for the program "
+                                      f"image below it")
+                out = [seg.shifted(shift) if seg.region == "exe" else seg for seg in out]
+                mm = {k: v + (shift if k != "start_stack" else 0) for k, v in mm.items()}
         out.sort(key=lambda seg: seg.start)   # an unlimited stack puts mmap_base below the PIE
         layout = cls(out, mm["start_code"], mm["end_code"], mm["start_data"], mm["end_data"],
                      sb, mm["start_stack"], base, legacy, rlimit_stack, aslr, seed, exe_path)
