@@ -517,6 +517,10 @@ class Process:
         ``str()`` gives the /proc text."""
         return procfs.status(self.mm, name=self.name, threads=1 + len(self.threads))
 
+    def statm(self) -> str:
+        """/proc/PID/statm: ``size resident shared text lib data dt`` in pages."""
+        return procfs.statm(self.mm)
+
     def maps(self) -> procfs.Maps:
         """The VMAs as /proc/PID/maps lists them; ``str()`` gives the /proc text."""
         return procfs.maps(self.mm)

@@ -13,6 +13,7 @@ from memsim.kernel.procfs import (
     maps,
     parse_maps,
     smaps,
+    statm,
     status,
     status_fields,
     total_kb,
@@ -113,3 +114,12 @@ def test_smaps_block_figures_and_flags() -> None:
     assert (e.rss_anon, e.rss_file, e.swap) == (3, 0, 0)
     stack = next(e for e in smaps(mm) if e.name == "[stack]")
     assert "gd ac" in stack.smaps()
+
+
+def test_statm_is_status_in_pages() -> None:
+    mm = new_mm()
+    f = status_fields(mm)
+    size, resident, shared, text, lib, data, dt = (int(x) for x in statm(mm).split())
+    assert size * 4 == f["VmSize"] and resident * 4 == f["VmRSS"]
+    assert shared * 4 == f["RssFile"] + f["RssShmem"] and text * 4 == f["VmExe"]
+    assert data * 4 == f["VmData"] + f["VmStk"] and lib == dt == 0

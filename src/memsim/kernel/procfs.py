@@ -1,4 +1,5 @@
-"""``/proc/PID/status``, ``maps`` and ``smaps`` of a simulated process, in the kernel's format.
+"""``/proc/PID/status``, ``statm``, ``maps`` and ``smaps`` of a simulated process, in the kernel's
+format.
 
 Pure views: every figure is read from the :class:`memsim.kernel.mm.MM` and its page table;
 nothing here changes state. Field names, order, widths and padding follow
@@ -99,6 +100,15 @@ class Status(dict[str, int]):
 
 def status(mm: MM, name: str = "a.out", threads: int = 1) -> Status:
     return Status(status_fields(mm), name=name, pid=mm.pid, threads=threads)
+
+
+def statm(mm: MM) -> str:
+    """``/proc/PID/statm`` (``task_statm``), in pages: size resident shared text lib data dt,
+    where shared = file + shmem pages, text = the program's code, data = data_vm + stack_vm
+    and lib/dt are always 0."""
+    anon, file = (0, 0) if mm.dead else (mm.pt.anon_pages, mm.pt.file_pages)
+    text = (page_align(mm.end_code) - (mm.start_code & ~(PAGE_SIZE - 1))) >> PAGE_SHIFT
+    return f"{mm.total_vm} {anon + file} {file} {text} 0 {mm.data_vm + mm.stack_vm} 0\n"
 
 
 @dataclass(frozen=True)
