@@ -113,3 +113,22 @@ def test_padding_rounding_and_mmap_rounding_in_glibc() -> None:
 def led_ptr(led: object, n: int) -> int:
     objects = led.objects  # type: ignore[attr-defined]
     return next(p for p, e in objects.items() if e[0] == n)
+
+
+CORPUS = __import__("pathlib").Path(__file__).resolve().parents[2] / "corpus"
+
+
+@pytest.mark.skipif(not (CORPUS / "tclsh.trace.zst").exists(), reason="no corpus")
+@pytest.mark.parametrize("allocator", ALLOCATORS)
+def test_every_sample_of_a_real_trace_adds_up(allocator: str) -> None:
+    from memsim.metrics.compare import measure
+    from memsim.trace.replay import replay
+
+    trace = CORPUS / "tclsh.trace.zst"
+    rec = measure(trace, allocator, every=8, max_points=16)
+    assert rec.error is None and rec.frag is not None
+    assert rec.frag.peak_live == replay(trace, allocator).peak_live_bytes
+    for s in rec.series:
+        assert all(s[b] >= 0 for b in BUCKETS)
+        assert sum(s[b] for b in BUCKETS) == s["footprint_bytes"]
+        assert s["resident_bytes"] + s["untouched"] == s["footprint_bytes"]

@@ -42,14 +42,17 @@ examples:
   memsim compare t1.trace t2.trace --format json -o results.json --time-series series.csv
 """
 
+#: One of each family: glibc, sequential fits, segregated fits, buddy, size classes.
+DEFAULT_ALLOCATORS = "glibc,first-fit,best-fit,next-fit,segfit,buddy,simple-seg,sizeclass"
+
 _PERCENT = {"utilization", "f1", "f2", "f3", "f4"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("traces", nargs="+", metavar="TRACE", help="trace files")
-    parser.add_argument("--allocators", "-a", default="glibc", metavar="LIST",
-                        help="comma-separated allocator names, or 'all' (default: glibc; "
-                             "see 'memsim allocators')")
+    parser.add_argument("--allocators", "-a", default=DEFAULT_ALLOCATORS, metavar="LIST",
+                        help="comma-separated allocator names, or 'all' (default: "
+                             f"{DEFAULT_ALLOCATORS}; see 'memsim allocators')")
     parser.add_argument("--metric", "-m", default="utilization", metavar="NAME",
                         help="the metric the table shows (default: utilization; "
                              "'--metric list' lists them)")
