@@ -147,7 +147,7 @@ def test_cli_failed_run_exits_nonzero(tmp_path: Path, capsys: pytest.CaptureFixt
     bad = tmp_path / "bad.trace"
     with TraceWriter(bad) as w:
         w.write_call(("f", 0x2000, 0, 0))
-    assert cli.main(["compare", str(bad), "--jobs", "1"]) == 1
+    assert cli.main(["compare", str(bad), "-a", "glibc", "--jobs", "1"]) == 1
     cap = capsys.readouterr()
     assert "error" in cap.out
     assert cap.err.count("\n") == 1 and cap.err.startswith("memsim: error:")
