@@ -132,6 +132,7 @@ def run_one(path: str, index: int, allocator: str, options: dict[str, Any],
     if isinstance(reader, RepReader):
         res.ops = reader.header.num_ops if res.valid else res.ops
         res.weight = reader.header.weight
+        res.counts = not cmu or res.weight in (1, 2)     # CMU: 0 ignore, 3 perf only
         if cmu and res.valid and reader.header.data_bytes is not None:
             res.extra["data_bytes"] = reader.header.data_bytes
     if res.valid:

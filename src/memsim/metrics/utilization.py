@@ -127,6 +127,8 @@ class TraceUtil:
     heap_size: int = 0            # bytes
     error: str | None = None      # why the trace is not valid ("ERROR [trace 0, line 7]: ...")
     weight: int = 1
+    #: whether the trace enters the average (the CMU driver's weights 0 and 3 do not)
+    counts: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -253,10 +255,12 @@ def replay_util(calls: Iterable[Call], allocator: Allocator, footprint: Footprin
 
 
 def average_util(results: list[TraceUtil]) -> float:
-    """mdriver's ``avg_mm_util``: the mean utilization over all traces (invalid ones 0)."""
-    if not results:
+    """mdriver's ``avg_mm_util``: the mean utilization over all traces (invalid ones 0;
+    traces with ``counts`` False, the CMU driver's weights 0 and 3, left out)."""
+    counted = [r for r in results if r.counts]
+    if not counted:
         return 0.0
-    return sum(r.util for r in results) / len(results)
+    return sum(r.util for r in counted) / len(counted)
 
 
 def perf_index(avg_util: float, avg_throughput: float | None = None, *,
@@ -286,19 +290,19 @@ def format_report(results: list[TraceUtil], title: str = "mm malloc",
     lines = [f"Results for {title}:",
              f"{'trace':>5s}{' valid':>7s} {'util':>5s}{'ops':>8s}" + ("  name" if names else "")]
     ops = 0
-    valid_util = 0.0
     for i, r in enumerate(results):
         tail = f"  {r.name}" if names else ""
+        if not r.counts:
+            tail += f"  (weight {r.weight}: not in the average)"
         if r.valid:
             lines.append(f"{i:2d}{'yes':>10s}{_pct(r.util)}%{r.ops:8.0f}{tail}")
             ops += r.ops
-            valid_util += r.util
         else:
             lines.append(f"{i:2d}{'no':>10s}{'-':>6s}{'-':>8s}{tail}")
     n = len(results)
     errors = [r for r in results if not r.valid]
     if not errors and n:
-        lines.append(f"{'Total       ':>12s}{_pct(valid_util / n)}%{ops:8.0f}")
+        lines.append(f"{'Total       ':>12s}{_pct(average_util(results))}%{ops:8.0f}")
         p1, _, _ = perf_index(average_util(results))
         lines.append(f"Perf index = {p1:.0f} (util) + ? (thru): memsim simulates no time; "
                      f"the throughput part is {100 * (1 - UTIL_WEIGHT):.0f} points at "
