@@ -134,6 +134,15 @@ def test_cli_errors_are_one_line(traces: list[str], capsys: pytest.CaptureFixtur
     assert len(err) == 1 and err[0].startswith("memsim: error:") and text in err[0]
 
 
+def test_cli_metric_list_and_no_trace(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["compare", "--metric", "list"]) == 0
+    names = [ln.split()[0] for ln in capsys.readouterr().out.splitlines()]
+    assert names == list(METRICS)
+    assert cli.main(["compare"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no TRACE given" in err[0]
+
+
 def test_cli_missing_trace(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = tmp_path / "missing.trace"
     assert cli.main(["compare", str(missing)]) == 2

@@ -49,7 +49,7 @@ _PERCENT = {"utilization", "f1", "f2", "f3", "f4"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("traces", nargs="+", metavar="TRACE", help="trace files")
+    parser.add_argument("traces", nargs="*", metavar="TRACE", help="trace files")
     parser.add_argument("--allocators", "-a", default=DEFAULT_ALLOCATORS, metavar="LIST",
                         help="comma-separated allocator names, or 'all' (default: "
                              f"{DEFAULT_ALLOCATORS}; see 'memsim allocators')")
@@ -96,6 +96,8 @@ def _allocators(text: str) -> list[str]:
 def _check_args(args: argparse.Namespace) -> None:
     from memsim.metrics.compare import METRICS
 
+    if not args.traces:
+        raise UsageError("no TRACE given (memsim compare TRACE... --allocators LIST)")
     if args.metric not in METRICS:
         raise UsageError(f"unknown metric {args.metric!r} (known: {', '.join(METRICS)})")
     if args.output is not None and args.format is None:
