@@ -134,3 +134,76 @@ def test_cli_plain_window_and_errors(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["explain", str(tmp_path / "missing.trace")]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "missing.trace" in err
+
+
+# --- the labels agree with the code path the model executed ---------------------------------
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+def _hooked_create(events: list[str]):  # type: ignore[no-untyped-def]
+    """memsim.alloc.create, with the glibc model's inner functions wrapped to log calls."""
+    from memsim.alloc.base import create
+
+    def make(name, syscalls, options=None):  # type: ignore[no-untyped-def]
+        alloc = create(name, syscalls, options)
+
+        def wrap(attr: str, tag: object) -> None:
+            inner = getattr(alloc, attr)
+
+            def hooked(*args, **kw):  # type: ignore[no-untyped-def]
+                r = inner(*args, **kw)
+                events.append(tag(args, r) if callable(tag) else tag)  # type: ignore[arg-type]
+                return r
+            setattr(alloc, attr, hooked)
+
+        wrap("_int_malloc", "int_malloc")
+        wrap("_sysmalloc_mmap", lambda a, r: "mmap" if r else "mmap-failed")
+        wrap("sysmalloc", "sysmalloc")
+        wrap("_split_free", lambda a, r: "split" if a[2] - a[3] >= 32 else "whole")
+        wrap("_int_free_chunk", "int_free_chunk")
+        wrap("_merge_chunk", "merge")
+        wrap("munmap_chunk", "munmap")
+        return alloc
+    return make
+
+
+@pytest.mark.parametrize("program", ["ls", "git", "perl"])
+def test_labels_match_the_models_code_path(program: str, monkeypatch: pytest.MonkeyPatch
+                                           ) -> None:
+    path = CORPUS / f"{program}.trace.zst"
+    if not path.exists():
+        pytest.skip(f"{path} is not in the corpus")
+    events: list[str] = []
+    monkeypatch.setattr("memsim.viz.explain.create", _hooked_create(events))
+    seen: set[str] = set()
+    it = explain(path, 1, 2500)
+    while True:
+        events.clear()
+        try:
+            s = next(it)
+        except StopIteration:
+            break
+        label = s.path
+        seen.add(label.split(" (")[0].split(" 0x")[0])
+        if s.op == "m" and s.index > 1:
+            assert (label == "tcache hit") == ("int_malloc" not in events), (s.index, label)
+            assert (label == "mmap") == ("mmap" in events), (s.index, label)
+            if label == "sysmalloc brk":
+                assert "sysmalloc" in events
+            if label.startswith("split from") and "last remainder" not in label \
+                    and "consolidated" not in label:
+                assert "split" in events, (s.index, label, events)
+            if "split" in events:
+                assert label.startswith("split from"), (s.index, label, events)
+        if s.op == "f" and s.args[0]:
+            if label == "tcache put":
+                assert "int_free_chunk" not in events and "munmap" not in events
+            elif label == "munmap":
+                assert events == ["munmap"]
+            elif label == "fastbin":
+                assert "int_free_chunk" in events and "merge" not in events
+            else:
+                assert label in ("unsorted", "merged into top"), label
+                assert "merge" in events
+    assert {"tcache hit", "tcache put"} <= seen

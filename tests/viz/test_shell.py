@@ -112,3 +112,19 @@ def test_cli_reads_stdin_and_fails_on_errors(monkeypatch: pytest.MonkeyPatch,
     assert err.strip() == "<stdin>:3: error: unknown variable 'p2' (see 'vars')"
     assert main(["shell", "--script", "/nonexistent/lesson.txt"]) == 1
     assert "lesson.txt" in capsys.readouterr().err
+
+
+def test_interactive_prompt_loop(monkeypatch: pytest.MonkeyPatch,
+                                 capsys: pytest.CaptureFixture[str]) -> None:
+    lines = iter(["p = malloc 100", "nonsense", "heap", "quit"])
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.setattr("sys.stdin", Tty(""))
+    monkeypatch.setattr("builtins.input", lambda prompt="": next(lines))
+    assert main(["shell", "--plain"]) == 0
+    out, err = capsys.readouterr()
+    assert "Type 'help'" in out and "[sysmalloc brk]" in out and "tcache_perthread_struct" in out
+    assert err.strip() == "error: unknown command 'nonsense' (type 'help')"
