@@ -207,3 +207,16 @@ def test_labels_match_the_models_code_path(program: str, monkeypatch: pytest.Mon
                 assert label in ("unsorted", "merged into top"), label
                 assert "merge" in events
     assert {"tcache hit", "tcache put"} <= seen
+
+
+def test_rich_output_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "t.trace"
+    path.write_bytes(trace("m 100 A", "f A", "m 3000 B", "m 10 C", "f B").getvalue())
+    monkeypatch.setattr("memsim.cli._common.stdout_is_terminal", lambda stream=None: True)
+    assert main(["explain", str(path), "--to", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "legend: allocator  kernel  pages  rss" in out and "[tcache put]" in out
+    assert main(["view", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "after 5 calls" in out and "unsortedbin" in out and "[heap]" in out

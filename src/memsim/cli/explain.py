@@ -71,14 +71,26 @@ def run(args: argparse.Namespace) -> int:
     else:
         from rich.text import Text
 
+        from memsim.viz.explain import LAYER_STYLES, paragraph_parts
+
         console = make_console()
+        legend = Text("legend: ", style="dim")
+        for layer, style in LAYER_STYLES.items():
+            legend.append(layer, style=style)
+            legend.append("  ")
+        console.print(legend)
         n = 0
         for s in stories:
             head = Text(f"#{s.index} ", style="dim")
             head.append(s.call, style="bold")
             head.append(f"  [{s.path}]", style="cyan")
             console.print(head)
-            console.print(Text(s.text), style=None)
+            body = Text()
+            for layer, sentence in paragraph_parts(s):
+                if body:
+                    body.append(" ")
+                body.append(sentence, style=LAYER_STYLES[layer])
+            console.print(body)
             console.print()
             n += 1
     if n == 0:

@@ -61,6 +61,7 @@ __all__ = [
     "bin_name",
     "explain",
     "format_story",
+    "paragraph_parts",
 ]
 
 OP_NAMES = {"m": "malloc", "c": "calloc", "r": "realloc", "f": "free", "a": "memalign",
@@ -772,25 +773,34 @@ def _fault_sentences(story: CallStory, program: str) -> list[str]:
     return out
 
 
-def _paragraph(story: CallStory, alloc: Any, program: str) -> str:
-    parts: list[str] = []
+#: the layer of each part of a paragraph -> rich style (the legend of ``memsim explain``)
+LAYER_STYLES = {"allocator": "default", "kernel": "yellow", "pages": "magenta", "rss": "green"}
+
+
+def paragraph_parts(story: CallStory, program: str = "") -> list[tuple[str, str]]:
+    """The paragraph as ``(layer, sentence)`` pairs: allocator, kernel, pages, rss."""
+    parts: list[tuple[str, str]] = []
     if story.allocator:
         a = "; ".join(story.allocator)
-        parts.append(a[0].upper() + a[1:] + ".")
+        parts.append(("allocator", a[0].upper() + a[1:] + "."))
     if story.syscalls:
-        parts.append("Kernel: " + "; ".join(_kernel_sentences(story)) + ".")
+        parts.append(("kernel", "Kernel: " + "; ".join(_kernel_sentences(story)) + "."))
     elif story.op != "f" and story.allocator:
-        parts.append("No system call.")
+        parts.append(("kernel", "No system call."))
     faults = _fault_sentences(story, program)
     if faults:
         f = "; ".join(faults)
-        parts.append(f[0].upper() + f[1:] + ".")
+        parts.append(("pages", f[0].upper() + f[1:] + "."))
     elif story.op not in ("f",) and not program:
-        parts.append("No page fault.")
+        parts.append(("pages", "No page fault."))
     d = story.rss_delta_kb
-    parts.append(f"RssAnon {story.rss_anon_kb_before} kB -> {story.rss_anon_kb_after} kB "
-                 f"({'+' if d >= 0 else ''}{d} kB).")
-    return " ".join(parts)
+    parts.append(("rss", f"RssAnon {story.rss_anon_kb_before} kB -> "
+                         f"{story.rss_anon_kb_after} kB ({'+' if d >= 0 else ''}{d} kB)."))
+    return parts
+
+
+def _paragraph(story: CallStory, alloc: Any, program: str) -> str:
+    return " ".join(text for _layer, text in paragraph_parts(story, program))
 
 
 def format_story(story: CallStory) -> str:
