@@ -219,4 +219,4 @@ def test_rich_output_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert "legend: allocator  kernel  pages  rss" in out and "[tcache put]" in out
     assert main(["view", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "after 5 calls" in out and "unsortedbin" in out and "[heap]" in out
+    assert "unsortedbin" in out and "[heap]" in out and "legend: image" in out
