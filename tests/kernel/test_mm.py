@@ -752,3 +752,22 @@ def test_mremap_fixed_moves_several_vmas_keeping_their_gaps(mm: MM) -> None:
     hole = mm.tree.vma_lookup(t + 4 * P)                     # the target under the hole stays
     assert hole is not None and hole.perms() == "r--p"
     assert mm.sys_mremap(0x400000000, P, P, MREMAP_MAYMOVE | MREMAP_FIXED, t) == -EFAULT
+
+
+def test_map_hugetlb_without_a_pool_map_32bit_and_map_locked(mm: MM) -> None:
+    from memsim.kernel.mm import MAP_32BIT, MAP_HUGETLB, MAP_LOCKED
+    assert mm.sys_mmap(0, 2 * MiB, RW, ANON | MAP_HUGETLB) == -ENOMEM
+    a = ok(mm, mm.sys_mmap(0, P, RW, ANON | MAP_32BIT))
+    assert a == 0x40000000                                    # bottom-up in [1 GiB, 2 GiB)
+    assert ok(mm, mm.sys_mmap(0, P, RW, ANON | MAP_32BIT)) == a + P
+    anon = mm.pt.anon_pages
+    b = ok(mm, mm.sys_mmap(0, 16 * P, RW, ANON | MAP_LOCKED))  # populated, VmLck
+    assert mm.pt.anon_pages == anon + 16 and mm.locked_vm == 16
+    assert mm.sys_madvise(b, P, abi.MADV_DONTNEED) == -EINVAL   # locked pages stay
+    c = ok(mm, mm.sys_mremap(b, 16 * P, 32 * P, MREMAP_MAYMOVE))
+    assert mm.locked_vm == 32 and c
+    ok(mm, mm.sys_munmap(c, 32 * P))
+    assert mm.locked_vm == 0
+    mm.privileged = False
+    mm.setrlimit("memlock", 8 * P)
+    assert mm.sys_mmap(0, 16 * P, RW, ANON | MAP_LOCKED) == -abi.EAGAIN

@@ -38,8 +38,9 @@ VMA of the previous access costs one comparison before ``PageTable.fault``.
 
 Invariants (:meth:`MM.check`): the VMA tree's own invariants; ``map_count`` is the number of
 VMAs; ``total_vm``, ``data_vm``, ``exec_vm``, ``stack_vm`` equal the sums over the VMAs of
-their classification; the commit charge held equals the pages of VM_ACCOUNT VMAs (plus any
-growth of a non-accounted grows-down VMA, which the kernel charges and never returns);
+their classification and ``locked_vm`` the pages of VM_LOCKED VMAs; the commit charge held
+equals the pages of VM_ACCOUNT VMAs (plus any growth of a non-accounted grows-down VMA, which
+the kernel charges and never returns);
 ``brk >= start_brk``; the resident and swap counts of the page table equal the sums of
 ``PageTable.counts`` over the VMAs (nothing resident outside a VMA); and ``pt.check()``.
 """
@@ -120,6 +121,8 @@ PMD_SIZE = 2 * MiB
 MAP_TYPE = 0x0F
 MAP_NONBLOCK = 0x10000
 MAP_LOCKED = 0x2000
+MAP_HUGETLB = 0x40000
+MAP_32BIT = 0x40
 PROT_SEM = 0x8
 PROT_GROWSDOWN = 0x01000000
 PROT_GROWSUP = 0x02000000
@@ -426,6 +429,12 @@ class MM:
             raise _Fail(ENOMEM)
         if flags & MAP_FIXED:
             return addr
+        if flags & MAP_32BIT:
+            # find_start_end: the legacy bottom-up search in [1 GiB, 2 GiB)
+            got = self.unmapped_area(length, 0x40000000, 0x80000000)
+            if got is None:
+                raise _Fail(ENOMEM)
+            return got
         if addr:
             addr &= PAGE_MASK64
             if TASK_SIZE - length >= addr:      # mmap_address_hint_valid
@@ -486,6 +495,8 @@ class MM:
         """``ksys_mmap_pgoff`` + ``do_mmap`` (mm/mmap.c) for fd = -1, offset 0."""
         if not flags & MAP_ANONYMOUS:
             raise _Fail(errno.EBADF)                   # fd -1 is not a file
+        if flags & MAP_HUGETLB:
+            raise _Fail(ENOMEM)          # hugetlb_file_setup: vm.nr_hugepages is 0 here
         if length == 0:
             raise _Fail(EINVAL)
         if flags & MAP_FIXED_NOREPLACE:
@@ -509,8 +520,9 @@ class MM:
         addr = self.get_unmapped_area(addr, length, 0, flags, vm_flags)
         if flags & MAP_FIXED_NOREPLACE and self.tree.find_vma_intersection(addr, addr + length):
             raise _Fail(EEXIST)
-        if flags & MAP_LOCKED:
-            raise ConfigError("MAP_LOCKED (mlock) is not modelled")
+        if flags & MAP_LOCKED and not self.privileged and \
+                (self.locked_vm << PAGE_SHIFT) + length > self.rlimits["memlock"][0]:
+            raise _Fail(abi.EAGAIN)      # mlock_future_ok (CAP_IPC_LOCK bypasses it)
         map_type = flags & MAP_TYPE
         if map_type in (MAP_SHARED, 0x03):
             if map_type == 0x03:
@@ -522,7 +534,7 @@ class MM:
         if flags & MAP_NORESERVE and self.machine.overcommit != 2:
             vm_flags |= VM_NORESERVE
         self._mmap_region(addr, length, vm_flags, pgoff)
-        if flags & MAP_POPULATE and not flags & MAP_NONBLOCK:
+        if vm_flags & VM_LOCKED or (flags & MAP_POPULATE and not flags & MAP_NONBLOCK):
             self._populate(addr, addr + length)
         return addr
 
@@ -885,13 +897,18 @@ class MM:
             return addr
         delta = new_len - old_len
         # expand: in place if the VMA ends here and the space above is free
+        locked = bool(vma.vm_flags & VM_LOCKED)
         if old_len == vma.vm_end - addr and self._vma_expandable(vma, delta):
             self._expand_in_place(vma, delta)
-            return addr
-        if not flags & MREMAP_MAYMOVE:
-            raise _Fail(ENOMEM)
-        dest = self.get_unmapped_area(0, new_len, 0, 0, vma.vm_flags)
-        return self._move_vma(vma, addr, old_len, new_len, dest, dontunmap=False)
+            dest = addr
+        else:
+            if not flags & MREMAP_MAYMOVE:
+                raise _Fail(ENOMEM)
+            dest = self.get_unmapped_area(0, new_len, 0, 0, vma.vm_flags)
+            self._move_vma(vma, addr, old_len, new_len, dest, dontunmap=False)
+        if locked:                      # an mlock()ed mapping is populated as it grows
+            self._populate(dest + old_len, dest + new_len)
+        return dest
 
     def _check_prep_vma(self, vma: VMA, addr: int, old_len: int, new_len: int,
                         implies_new: bool) -> None:
@@ -1032,6 +1049,8 @@ class MM:
         self.pt.move(addr, addr + old_len, dest)
         hiwater_vm = self.hiwater_vm
         self.vm_stat_account(flags, npages)
+        if flags & VM_LOCKED:
+            self.locked_vm += npages
         if flags & VM_ACCOUNT:
             self.committed += npages
         if not dontunmap:
@@ -1331,7 +1350,7 @@ class MM:
         if self.dead:
             assert len(self.tree) == 0 and self.committed == 0
             return
-        total = data = exe = stack = accounted = 0
+        total = data = exe = stack = accounted = locked = 0
         anon = file = swap = 0
         for v in self.tree.vmas:
             n = v.pages
@@ -1344,6 +1363,8 @@ class MM:
                 data += n
             if v.vm_flags & VM_ACCOUNT:
                 accounted += n
+            if v.vm_flags & VM_LOCKED:
+                locked += n
             a, f, s = self.pt.counts(v.vm_start, v.vm_end)
             anon += a
             file += f
@@ -1353,6 +1374,7 @@ class MM:
         assert exe == self.exec_vm, f"exec_vm {self.exec_vm} != sum {exe}"
         assert stack == self.stack_vm, f"stack_vm {self.stack_vm} != sum {stack}"
         assert accounted == self.committed, f"committed {self.committed} != {accounted}"
+        assert locked == self.locked_vm, f"locked_vm {self.locked_vm} != sum {locked}"
         assert self.brk >= self.start_brk
         assert anon == self.pt.anon_pages, f"RssAnon {self.pt.anon_pages} != sum {anon}"
         assert file == self.pt.file_pages, f"RssFile {self.pt.file_pages} != sum {file}"
