@@ -557,11 +557,10 @@ def _fate(alloc: Any, b: GlibcSnapshot, a: GlibcSnapshot, p: int, size: int
     if size <= 0x410 and b.has_tcache:
         out.append(f"its tcache bin was full ({alloc.mp.tcache_count})")
     merged = []
-    if b.free.get(p - 0) is None:
-        for q, s in b.free.items():
-            if q + s == p:
-                merged.append(f"the free chunk before it ({q:#x}, {s:#x} bytes)")
-                break
+    for q, s in b.free.items():                 # the footer of a free chunk ending at p
+        if q + s == p:
+            merged.append(f"the free chunk before it ({q:#x}, {s:#x} bytes)")
+            break
     nxt = p + size
     if nxt in b.free:
         merged.append(f"the free chunk after it ({nxt:#x}, {b.free[nxt]:#x} bytes)")
