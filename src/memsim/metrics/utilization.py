@@ -81,9 +81,9 @@ class Footprint:
         return self.brk_bytes + self.mapped
 
     def sys_brk(self, addr: int) -> int:
-        r = self.sys.sys_brk(addr)
         if self.start_brk is None:
-            self.start_brk = r if addr == 0 else self.sys.sys_brk(0)
+            self.start_brk = self.sys.sys_brk(0)
+        r = self.sys.sys_brk(addr)
         self.brk_bytes = max(r - self.start_brk, 0)
         self._note()
         return r
@@ -201,6 +201,8 @@ def replay_util(calls: Iterable[Call], allocator: Allocator, footprint: Footprin
             total -= size
             continue
         if op == "r" and a:
+            if ret == 0 and b:
+                continue                        # failed in the recording: nothing moved
             p, old = live.pop(a)
             ranges.pop(p, None)
             if b == 0:                          # realloc(p, 0): a free
@@ -209,7 +211,7 @@ def replay_util(calls: Iterable[Call], allocator: Allocator, footprint: Footprin
                 continue
             q = allocator.realloc(p, b)
             if not q:
-                return fail(lineno, "mm_realloc failed.")
+                return fail(lineno, "mm_realloc failed." + _hint(allocator, b))
             why = add_range(q, b)
             if why:
                 return fail(lineno, why)
@@ -234,7 +236,7 @@ def replay_util(calls: Iterable[Call], allocator: Allocator, footprint: Footprin
             if not q:
                 if ret == 0:
                     continue                    # it failed in the recording too
-                return fail(lineno, "mm_malloc failed.")
+                return fail(lineno, "mm_malloc failed." + _hint(allocator, size))
             why = add_range(q, size)
             if why:
                 return fail(lineno, why)
@@ -252,6 +254,15 @@ def replay_util(calls: Iterable[Call], allocator: Allocator, footprint: Footprin
     else:
         res.heap_size = allocator.usage().total
     return res
+
+
+def _hint(allocator: Allocator, size: int) -> str:
+    """Why a memlib allocator may have failed: its MAX_HEAP."""
+    limit = getattr(allocator, "max_heap", None)
+    if limit is None:
+        return ""
+    return (f" ({size:,} bytes asked; memlib's heap is limited to {limit:,} bytes, "
+            f"MAX_HEAP: see --max-heap)")
 
 
 def average_util(results: list[TraceUtil]) -> float:
