@@ -541,3 +541,26 @@ def test_invariants_hold_after_every_call_of_a_recording(trace: Path) -> None:
     assert fast.result().calls == len(calls)
     assert fast.result().as_dict() | {"seconds": 0, "events_per_second": 0} == \
         replay(trace).as_dict() | {"seconds": 0, "events_per_second": 0, "trace": "<trace>"}
+
+
+def test_the_native_replayer_reproduces_the_recording(trace: Path, tmp_path: Path) -> None:
+    """src/memsim/native/replay.c (the benchmark's physical limit) replays the same calls
+    through the real glibc: it must read every call, and every heap pointer glibc returns
+    there must sit at the recorded offset from the initial break."""
+    from memsim.native.build import NativeBuildError, build_native
+
+    try:
+        binary = build_native("replay.c", shared=False)
+    except NativeBuildError as e:
+        pytest.skip(str(e))
+    for flags in ([], ["-t"]):
+        out = subprocess.run([str(binary), *flags, str(trace)], capture_output=True, text=True,
+                             check=True, timeout=60).stdout
+        fields = dict(kv.split("=", 1) for kv in out.split())
+        assert int(fields["calls"]) == len(calls_of(trace))
+        assert int(fields["heap_compared"]) > 1000
+        assert fields["heap_same"] == fields["heap_compared"]
+        assert float(fields["events_per_s"]) > 0 and float(fields["cpu_events_per_s"]) > 0
+    bad = _write(tmp_path / "bad.trace", "# memsim-trace v1\nf 0x10\n")
+    r = subprocess.run([str(binary), str(bad)], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0 and "not live" in r.stderr
