@@ -350,6 +350,13 @@ def _run_pair(job: tuple[int, int, str, str, dict[str, Any]]) -> tuple[int, int,
     return ti, ai, measure(trace, allocator, **kw)
 
 
+def _size_of(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def compare(traces: Sequence[str | os.PathLike[str]], allocators: Sequence[str],
             jobs: int | None = None, *, options: Mapping[str, Mapping[str, Any]] | None = None,
             touch: bool = True, every: int = 1024, max_points: int = 256,
@@ -380,8 +387,11 @@ def compare(traces: Sequence[str | os.PathLike[str]], allocators: Sequence[str],
             if on_done is not None:
                 on_done(rec)
     else:
+        # The biggest traces first, so that no long run starts last (the order of the
+        # results does not depend on it).
+        order = sorted(pairs, key=lambda job: -_size_of(job[2]))
         with ProcessPoolExecutor(max_workers=min(jobs, len(pairs))) as pool:
-            futures = [pool.submit(_run_pair, job) for job in pairs]
+            futures = [pool.submit(_run_pair, job) for job in order]
             for fut in as_completed(futures):
                 ti, ai, rec = fut.result()
                 results[(ti, ai)] = rec
