@@ -170,6 +170,13 @@ def test_syscall_log_forwards_counts_and_tracks_mappings() -> None:
     assert out.getvalue().splitlines()[-1].startswith(
         f"mremap({b:#x}, {6 * PAGE_SIZE}, {6 * PAGE_SIZE}, MREMAP_MAYMOVE|MREMAP_FIXED, "
         f"{c:#x})")
+    assert log.sys_madvise(c, PAGE_SIZE, 4) == 0
+    assert log.sys_mprotect(c, PAGE_SIZE, PROT_READ) == 0
+    assert out.getvalue().splitlines()[-2:] == [
+        format_call(f"madvise({c:#x}, {PAGE_SIZE}, MADV_DONTNEED)", "0"),
+        format_call(f"mprotect({c:#x}, {PAGE_SIZE}, PROT_READ)", "0")]
+    assert log.sys_munmap(c + 1, PAGE_SIZE) < 0 and log.failed == 2
+    assert out.getvalue().splitlines()[-1].endswith("= -1 EINVAL (Invalid argument)")
     log.check()
 
 
