@@ -426,15 +426,17 @@ def random_program(seed: int, n_ops: int = 200, mark_every_op: bool = True) -> s
 
 def random_program_wide(seed: int, n_ops: int = 200, mark_every_op: bool = True, *,
                         rlimits: bool = True, dontunmap: bool = True,
-                        fixed_shrink: bool = True, fixed_move: bool = True) -> str:
+                        fixed_shrink: bool = True, fixed_move: bool = True,
+                        heap_ops: bool = True) -> str:
     """Like :func:`random_program` but wider: regions up to several MiB and sparse GiB-sized
     NORESERVE regions (page-table freeing at the PTE, PMD and PUD levels), MAP_FIXED and
     MAP_FIXED_NOREPLACE over and next to existing mappings, MAP_POPULATE, ranges that span
     several VMAs, mremap onto other mappings, MADV_FREE/WILLNEED/COLD, raw brk, stack growth,
     and occasional RLIMIT_DATA/RLIMIT_AS changes. ``rlimits``, ``dontunmap`` and
     ``fixed_shrink`` (mremap with MREMAP_FIXED to a smaller size), ``fixed_move`` (any
-    MREMAP_FIXED) switch op families off, to
-    look past a known discrepancy. The same seed gives the same program for the same switches."""
+    MREMAP_FIXED) and ``heap_ops`` (munmap/mprotect/madvise/mremap of the brk heap) switch op
+    families off, to look past a known discrepancy. The same seed gives the same program for
+    the same switches."""
     import random
 
     rng = random.Random(seed ^ 0x5EED)
@@ -445,7 +447,14 @@ def random_program_wide(seed: int, n_ops: int = 200, mark_every_op: bool = True,
     brk_size = 0
     stack_depth = 0
 
-    def pick() -> tuple[str, int]:
+    heapish: set[str] = {"brk0"}       # the heap, and what mremap made of it in place
+
+    def pick(heap_ok: bool = True) -> tuple[str, int]:
+        # the heap too, but never as the base of a MAP_FIXED: below brk0 lies the driver's .bss
+        if heap_ops and heap_ok and brk_size > 0 and rng.random() < 0.15:
+            return "brk0", (brk_size + page - 1) // page * page
+        if not heap_ok:
+            return rng.choice([r for r in regions if r[0] not in heapish] or [("", 0)])
         return rng.choice(regions)
 
     def span(length: int) -> tuple[int, int]:
@@ -478,7 +487,10 @@ def random_program_wide(seed: int, n_ops: int = 200, mark_every_op: bool = True,
             else:
                 length = rng.randint(1, 300) * page
             if regions and rng.random() < 0.25:
-                base, blen = pick()
+                base, blen = pick(heap_ok=False)
+            else:
+                base = ""
+            if base:
                 # never above the picked region's end: the real driver's own mappings (and
                 # libc) lie above the anchor, and a MAP_FIXED over them would kill it
                 lo_off, hi_off = -(length // page), (blen - length) // page
@@ -521,6 +533,7 @@ def random_program_wide(seed: int, n_ops: int = 200, mark_every_op: bool = True,
             flags = rng.choice(["", " maymove", " maymove", " dontunmap maymove"])
             if not dontunmap and "dontunmap" in flags:
                 flags = " maymove"
+            other = ""
             if regions and rng.random() < 0.2 and fixed_move:
                 other, olen = pick()
                 flags = f" maymove fixed={other}"
@@ -530,6 +543,8 @@ def random_program_wide(seed: int, n_ops: int = 200, mark_every_op: bool = True,
             nn = new_name()
             lines.append(f"{nn} = mremap {name} {length} {new}{flags}")
             regions.append((nn, new))
+            if name in heapish or other in heapish:
+                heapish.add(nn)
         elif r < 0.86:
             if rng.random() < 0.3:
                 target = rng.randrange(0, brk_size + 64 * page + 1)

@@ -51,6 +51,30 @@ SCENARIOS: dict[str, str] = {
         mark shrink to brk0+10
         r6 = brk 0
     """,
+    "heap_split_and_holes": """
+        b = sbrk 64k
+        write b 64k
+        mprotect b+16k 16k r
+        mark heap split by mprotect
+        c = sbrk 16k
+        mark grow after the split
+        d = sbrk -40k
+        mark shrink across the split
+        e = sbrk -8k
+        mark shrink into the read-only piece
+        munmap brk0+4096 4096
+        mark hole in the heap
+        f = sbrk -32k
+        mark shrink over the hole
+        g = sbrk 8k
+        h = mmap 4096 rw addr=brk0+64k fixed
+        i = sbrk 64k
+        mark grow into a fixed mapping
+        r = brk brk0+20000
+        mark raw brk
+        m = mremap brk0 8192 16384 maymove
+        mark mremap the heap away
+    """,
     # --- mmap placement, merging ----------------------------------------------------------
     "mmap_adjacent_merge": """
         a = mmap 16k rw
