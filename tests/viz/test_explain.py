@@ -220,3 +220,10 @@ def test_rich_output_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     assert main(["view", str(path)]) == 0
     out = capsys.readouterr().out
     assert "unsortedbin" in out and "[heap]" in out and "legend: image" in out
+
+
+def test_memalign_tells_the_lead_and_tail() -> None:
+    s = stories("m 100 A", "a 4096 100 B", "v 100 C")
+    assert s[1].path == "aligned from top" and s[1].result % 4096 == 0
+    assert "misaligned lead" in s[1].text and "_int_memalign" in s[1].text
+    assert s[2].result % 4096 == 0 and s[2].path.startswith("aligned from")

@@ -498,6 +498,29 @@ def _origin(alloc: Any, b: GlibcSnapshot, a: GlibcSnapshot, c: int, nb: int
     return "split from consolidated free chunk", out
 
 
+def _aligned_origin(alloc: Any, b: GlibcSnapshot, a: GlibcSnapshot, c: int
+                    ) -> tuple[str, list[str]]:
+    """memalign & co: _int_memalign took a larger chunk (request + alignment + MINSIZE)
+    and gave back the misaligned lead before ``c`` and the spare tail after it."""
+    if b.top and b.top <= c < b.top + b.top_size and a.system_mem == b.system_mem:
+        src = "top"
+    else:
+        src = next((b.where(q) for q, s in b.free.items() if q <= c < q + s), None) or \
+            ("new memory from sysmalloc" if a.system_mem > b.system_mem else "free space")
+    out = [f"_int_memalign over-allocated from the {src} and kept the aligned chunk at "
+           f"{c:#x}"]
+    size = alloc.av.inuse.get(c, 0)
+    for q in list(a.free) + list(a.tcache) + list(a.fast):
+        qs = a.free.get(q) or (32 + 16 * a.tcache[q][0] if q in a.tcache else
+                               (a.fast[q] + 2) * 16 if q in a.fast else 0)
+        if q + qs == c and b.where(q) != a.where(q):
+            out.append(f"the misaligned lead ({qs:#x} bytes at {q:#x}) went to the "
+                       f"{a.where(q)}")
+        if q == c + size and b.where(q) != a.where(q):
+            out.append(f"the spare tail ({qs:#x} bytes) went to the {a.where(q)}")
+    return f"aligned from {src.split(' (')[0]}", out
+
+
 def _remainder(a: GlibcSnapshot, rem: int, rest: int) -> str:
     where = a.where(rem)
     text = f"the remainder ({rest:#x} bytes at {rem:#x}) went to the {where or 'heap'}"
@@ -654,13 +677,13 @@ def _allocator_story(alloc: Any, b: GlibcSnapshot, a: GlibcSnapshot, op: str,
         n = args[0]
     nb = request2size(n)
     c = result - 16
-    label, more = _origin(alloc, b, a, c, nb)
+    if op in ("a", "v", "p") and b.where(c) is None and c not in a.mmapped:
+        label, more = _aligned_origin(alloc, b, a, c)
+    else:
+        label, more = _origin(alloc, b, a, c, nb)
     if op == "c":
         more.append("calloc never uses the tcache; it clears the chunk unless it is fresh "
                     "mmapped memory or fresh top from sbrk (already zero)")
-    if op in ("a", "v", "p"):
-        more.append("aligned allocation: _int_memalign over-allocates and frees the "
-                    "misaligned lead and the spare tail")
     tidx = (nb - 17) >> 4
     if op != "c" and label != "tcache hit" and 0 <= tidx < 64 and \
             a.tcache_counts[tidx] > b.tcache_counts[tidx]:
