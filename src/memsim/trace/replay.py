@@ -97,6 +97,7 @@ __all__ = [
     "check",
     "format_call_line",
     "heap_dump",
+    "iter_calls",
     "replay",
 ]
 
