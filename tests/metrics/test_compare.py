@@ -87,6 +87,7 @@ def test_a_run_that_dies_is_a_record_with_an_error(tmp_path: Path, traces: list[
         w.write_call(("f", 0x2000, 0, 0))            # never allocated
     recs = compare([str(bad), traces[1]], ["glibc"], jobs=1)
     assert recs[0].error and "not live" in recs[0].error and recs[0].metric("f4") is None
+    assert recs[0].calls == 1                        # the malloc went through
     assert recs[1].error is None
 
 

@@ -190,6 +190,7 @@ def measure(trace: str | os.PathLike[str], allocator: str, *,
     name = os.fspath(trace)
     out = RunMetrics(trace=name, allocator=allocator)
     t0 = time.perf_counter()
+    meter: Meter | None = None
     try:
         with _open(trace, False) as reader:
             rep = Replayer(allocator, brk0=reader.brk0, options=options, touch=touch,
@@ -199,6 +200,7 @@ def measure(trace: str | os.PathLike[str], allocator: str, *,
             meter.finish(out)
     except MemsimError as e:
         out.error = " ".join(str(e).split())
+        out.calls = meter.n if meter is not None else 0     # the calls done before it died
         out.frag = None
         out.series = []
     out.seconds = time.perf_counter() - t0
