@@ -1,0 +1,1 @@
+"""Tests of memsim's textbook models: CS:APP (csapp-*, malloclab) and OSTEP (ostep)."""
