@@ -98,6 +98,7 @@ __all__ = [
     "format_call_line",
     "heap_dump",
     "iter_calls",
+    "open_for_replay",
     "replay",
 ]
 
@@ -736,8 +737,13 @@ def _layout_for(start_brk: int) -> Layout:
     return moved
 
 
-def _open(source: Source, skip_bad: bool) -> Any:
+def open_for_replay(source: Source, skip_bad: bool = False) -> Any:
+    """Open a trace the way the replay reads it: streamed, without the reader's live-address
+    check (the replay's object map makes the same checks, in O(live objects) memory)."""
     return open_trace(source, skip_bad=skip_bad, check=False)
+
+
+_open = open_for_replay       # the name memsim.metrics.compare imports
 
 
 def _writer_meta(reader: Any, rep: Replayer) -> dict[str, object]:
