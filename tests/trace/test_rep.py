@@ -59,6 +59,14 @@ def test_the_cmu_header_is_detected_and_its_peak_checked() -> None:
         _read("2\n2\n4\n149\na 0 100\na 1 50\nf 0\nf 1\n")
 
 
+def test_a_two_number_header_is_read_as_classic() -> None:
+    r, calls = _read("3\n8\n" + README_EXAMPLE.split("\n", 4)[4])
+    assert r.header.variant == "short" and r.header.num_ids == 3 and r.header.num_ops == 8
+    assert [c[5] for c in calls] == list(range(3, 11)) and r.peak_payload == 896
+    with pytest.raises(TraceError, match="two-number"):
+        _read(README_EXAMPLE, variant="short")
+
+
 def test_cmu_realloc_to_zero_frees() -> None:
     _, calls = _read("1\n1\n2\n10\na 0 10\nr 0 0\n")
     assert calls[1][:4] == ("r", synthetic_pointer(0), 0, 0)

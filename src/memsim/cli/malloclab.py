@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alignment", type=int, default=None, metavar="BYTES",
                         help="the payload alignment checked (default: mdriver's, 8 for "
                              "classic traces, 16 for CMU ones)")
-    parser.add_argument("--variant", choices=("auto", "classic", "cmu"), default="auto",
+    parser.add_argument("--variant", choices=("auto", "classic", "cmu", "short"), default="auto",
                         help="the .rep header layout (default: detected)")
     parser.add_argument("--all", action="store_true",
                         help="for a directory, every .rep file instead of mdriver's default set")

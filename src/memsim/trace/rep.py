@@ -19,9 +19,11 @@ one request a line, naming blocks by *id* rather than by address::
 
 ``variant="auto"`` takes a trace as CMU when its first number is 0..3 and its fourth is
 above 3 (a weight, then a peak payload), else as classic (a heap size, then a weight of 0 or
-1). mdriver's own checks are kept: exactly ``num_ops`` requests, the largest id used is
-``num_ids - 1``; a bad line, a count that disagrees or an unknown request is a
-:class:`memsim.errors.TraceError` naming the file and line.
+1); a header of two numbers (``num_ids``, ``num_ops``, as some course copies cut it) is
+variant ``short``, read as classic with weight 1. mdriver's own checks are kept: exactly
+``num_ops`` requests, the largest id used is ``num_ids - 1``; a bad line, a count that
+disagrees or an unknown request is a :class:`memsim.errors.TraceError` naming the file and
+line.
 
 Ids and addresses are kept apart. A memsim call needs pointers, so each id is given a
 *synthetic pointer*, far from any real mapping, from which the id can be read back::
@@ -64,7 +66,7 @@ SYNTHETIC_BASE = 1 << 44
 _GEN_SHIFT = 32
 _ID_LIMIT = 1 << _GEN_SHIFT
 _GEN_LIMIT = 1 << 8             # pointers stay below 2**45, away from real mappings
-VARIANTS = ("auto", "classic", "cmu")
+VARIANTS = ("auto", "classic", "cmu", "short")
 
 
 def synthetic_pointer(ident: int, gen: int = 0) -> int:
@@ -126,6 +128,7 @@ class RepReader:
         self.lineno = 0
         self.peak_payload = 0
         self._started = False
+        self._pending: bytes | None = None
         try:
             self._stream, self.name, self._owned = _open_binary(source)
         except OSError as e:
@@ -173,6 +176,9 @@ class RepReader:
 
     def _next_line(self) -> bytes | None:
         """The next non-blank line (stripped), counting line numbers; None at the end."""
+        if self._pending is not None:
+            line, self._pending = self._pending, None
+            return line
         while True:
             try:
                 line = self._stream.readline()
@@ -198,9 +204,16 @@ class RepReader:
                 self._fail(f"the .rep header ends early: {what[i]} is missing "
                            f"(a .rep trace starts with 4 numbers)", self.lineno + 1)
                 raise AssertionError("unreachable")
+            if i == 2 and s[:1] in (b"a", b"r", b"f") and variant in ("auto", "short"):
+                # some course copies keep only num_ids and num_ops
+                self._pending = s
+                return RepHeader("short", nums[0], nums[1], 1)
             if not s.isdigit():
                 self._fail(f"the .rep header needs a number here ({what[i]})", self.lineno, s)
             nums.append(int(s))
+        if variant == "short":
+            self._fail("a two-number .rep header (num_ids, num_ops) was asked for, this one "
+                       "has four numbers", self.lineno)
         h0, num_ids, num_ops, h3 = nums
         if variant == "auto":
             variant = "cmu" if h0 <= 3 and h3 > 3 else "classic"
