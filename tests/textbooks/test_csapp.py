@@ -236,3 +236,138 @@ def test_same_heap_as_the_books_c_code_on_the_lab_traces(book_oracles: dict[str,
         out = subprocess.run([str(book_oracles[name]), str(trace)], capture_output=True,
                              text=True, check=True).stdout.split()
         assert _simulated(name, trace) == (int(out[0]), int(out[1])), trace.name
+
+
+# --- the book's header walk, literally ----------------------------------------------------------
+
+class _BookHeap:
+    """The book's mm.c with memory as a dict of 4-byte words: GET/PUT on headers and footers,
+    the header walk of find_fit, the rover, nothing indexed. A test oracle for the indexed
+    search of CsappAllocator (the same answers, by a different route)."""
+
+    W, D, CHUNK = 4, 8, 4096
+
+    def __init__(self, start: int, next_fit: bool) -> None:
+        self.mem: dict[int, int] = {}
+        self.start = self.brk = start
+        self.next_fit = next_fit
+        W, D = self.W, self.D
+        p = self.sbrk(4 * W)
+        self.mem[p + W] = self.mem[p + 2 * W] = D | 1        # prologue header, footer
+        self.mem[p + 3 * W] = 1                            # epilogue
+        self.heap_listp = self.rover = p + 2 * W
+        self.extend(self.CHUNK // W)
+
+    def sbrk(self, n: int) -> int:
+        old = self.brk
+        self.brk += n
+        return old
+
+    def size(self, bp: int) -> int:
+        return self.mem[bp - self.W] & ~7
+
+    def alloc(self, bp: int) -> int:
+        return self.mem[bp - self.W] & 1
+
+    def mark(self, bp: int, size: int, a: int) -> None:
+        self.mem[bp - self.W] = size | a
+        self.mem[bp + size - self.D] = size | a
+
+    def extend(self, words: int) -> int:
+        size = (words + words % 2) * self.W
+        bp = self.sbrk(size)
+        self.mark(bp, size, 0)
+        self.mem[bp + size - self.W] = 1                   # new epilogue
+        return self.coalesce(bp)
+
+    def coalesce(self, bp: int) -> int:
+        prev_alloc = self.mem[bp - self.D] & 1
+        nxt = bp + self.size(bp)
+        next_alloc = self.alloc(nxt)
+        size = self.size(bp)
+        if not next_alloc:
+            size += self.size(nxt)
+        if not prev_alloc:
+            psize = self.mem[bp - self.D] & ~7             # the previous block's footer
+            bp -= psize
+            size += psize
+        self.mark(bp, size, 0)
+        if self.next_fit and bp < self.rover < bp + size:
+            self.rover = bp
+        return bp
+
+    def find_fit(self, asize: int) -> int:
+        if not self.next_fit:
+            bp = self.heap_listp
+            while self.size(bp) > 0:
+                if not self.alloc(bp) and asize <= self.size(bp):
+                    return bp
+                bp += self.size(bp)
+            return 0
+        old = self.rover
+        while self.size(self.rover) > 0:
+            if not self.alloc(self.rover) and asize <= self.size(self.rover):
+                return self.rover
+            self.rover += self.size(self.rover)
+        self.rover = self.heap_listp
+        while self.rover < old:
+            if not self.alloc(self.rover) and asize <= self.size(self.rover):
+                return self.rover
+            self.rover += self.size(self.rover)
+        return 0
+
+    def place(self, bp: int, asize: int) -> None:
+        csize = self.size(bp)
+        if csize - asize >= 2 * self.D:
+            self.mark(bp, asize, 1)
+            self.mark(bp + asize, csize - asize, 0)
+        else:
+            self.mark(bp, csize, 1)
+
+    def malloc(self, size: int) -> int:
+        D = self.D
+        asize = 2 * D if size <= D else D * ((size + D + D - 1) // D)
+        bp = self.find_fit(asize)
+        if not bp:
+            bp = self.extend(max(asize, self.CHUNK) // self.W)
+        self.place(bp, asize)
+        return bp
+
+    def free(self, bp: int) -> None:
+        self.mark(bp, self.size(bp), 0)
+        self.coalesce(bp)
+
+    def realloc(self, bp: int, size: int) -> int:
+        new = self.malloc(size)
+        self.free(bp)
+        return new
+
+
+@pytest.mark.parametrize("name", ["csapp-first-fit", "csapp-next-fit"])
+@pytest.mark.parametrize("seed", range(8))
+def test_the_indexed_search_returns_what_the_header_walk_returns(name: str, seed: int) -> None:
+    a = _alloc(name)
+    a.mm_init()
+    book = _BookHeap(a.mem_heap_lo(), name.endswith("next-fit"))
+    rng = random.Random(seed)
+    live: list[int] = []
+    for step in range(700):
+        r = rng.random()
+        if r < 0.5 or not live:
+            n = rng.choice([rng.randint(1, 40), rng.randint(1, 900), rng.randint(1, 7000)])
+            p, q = a.malloc(n), book.malloc(n)
+            live.append(p)
+        elif r < 0.85:
+            i = rng.randrange(len(live))
+            a.free(live[i])
+            book.free(live.pop(i))
+            p = q = 0
+        else:
+            i = rng.randrange(len(live))
+            n = rng.randint(1, 9000)
+            p, q = a.realloc(live[i], n), book.realloc(live[i], n)
+            live[i] = p
+        assert p == q, (seed, step)
+        assert a.mem_heapsize() == book.brk - book.start, (seed, step)
+        if name.endswith("next-fit"):
+            assert a.rover == book.rover, (seed, step)
