@@ -115,6 +115,10 @@ class Footprint:
     def sys_madvise(self, addr: int, length: int, advice: int) -> int:
         return self.sys.sys_madvise(addr, length, advice)
 
+    def __getattr__(self, name: str) -> Any:
+        # anything else an allocator may ask of its Syscalls, unchanged
+        return getattr(self.sys, name)
+
 
 @dataclass
 class TraceUtil:
