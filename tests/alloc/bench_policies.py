@@ -1,12 +1,13 @@
 """Benchmark: events/s of every registered allocator against the glibc model, same trace.
 
 Run: ``/work/venv/bin/python -m tests.alloc.bench_policies [N] [--kernel null|mm]
-[--repeat R] [--trace FILE] [NAME ...]`` from the repo root. The synthetic workload is the
-one of ``bench_glibc`` (55 % malloc / 45 % free over ~5000 live blocks, 3 % realloc, 1 %
-calloc, sizes mostly small, a few up to 400 KB). With ``--trace`` a recorded trace
+[--repeat R] [--trace FILE] [--footprint] [NAME ...]`` from the repo root. The synthetic
+workload is the one of ``bench_glibc`` (55 % malloc / 45 % free over ~5000 live blocks, 3 %
+realloc, 1 % calloc, sizes mostly small, a few up to 400 KB). With ``--trace`` a recorded trace
 (memsim.trace.open_trace) is replayed instead. Each allocator runs R times on a fresh kernel,
 interleaved round-robin so that machine load hits every allocator alike; the median of the
-CPU-time rates is printed, with the ratio to glibc's median in the same run.
+CPU-time rates is printed, with the ratio to glibc's median in the same run. ``--footprint``
+prints each allocator's peak footprint and F4 on the trace instead (null kernel).
 """
 
 from __future__ import annotations
@@ -120,6 +121,32 @@ def replay(a: Allocator, ops: Ops) -> None:
             slots[s] = a.memalign(size >> 48, size & ((1 << 48) - 1))
 
 
+def footprint(a: Allocator, ops: Ops) -> tuple[int, int]:
+    """Replay ``ops`` and return (peak usage().total, peak live requested bytes)."""
+    slots: dict[int, int] = {}
+    req: dict[int, int] = {}
+    live = peak_live = peak_total = 0
+    for op, s, size in ops:
+        if op == 1:
+            a.free(slots.pop(s, 0))
+            live -= req.pop(s, 0)
+            continue
+        if op == 0:
+            slots[s] = a.malloc(size)
+        elif op == 3:
+            slots[s] = a.calloc(1, size)
+        elif op == 2:
+            slots[s] = a.realloc(slots.get(s, 0), size) or slots.get(s, 0)
+        else:
+            slots[s] = a.memalign(size >> 48, size & ((1 << 48) - 1))
+            size &= (1 << 48) - 1
+        live += size - req.get(s, 0)
+        req[s] = size
+        peak_live = max(peak_live, live)
+        peak_total = max(peak_total, a.usage().total)
+    return peak_total, peak_live
+
+
 def main() -> None:
     args = sys.argv[1:]
     n = 200_000
@@ -137,11 +164,20 @@ def main() -> None:
             repeat = int(args.pop(0))
         elif a == "--trace":
             trace = args.pop(0)
+        elif a == "--footprint":
+            kernel = "footprint"
         else:
             names.append(a)
     ops = trace_ops(trace) if trace else workload(n)
-    make: Callable[[], Syscalls | None] = {"null": NullKernel, "mm": _mm}[kernel]
     names = names or [name for name, _ in available()]
+    if kernel == "footprint":
+        print(f"{len(ops)} events ({trace or 'synthetic'}): peak footprint (usage().total) "
+              f"against peak live requested bytes; F4 = footprint / live - 1 (JW98 #4)")
+        for name in names:
+            total, live = footprint(create(name, NullKernel()), ops)
+            print(f"{name:20s} {total:>13,} {live:>13,}  F4 {total / max(live, 1) - 1:8.1%}")
+        return
+    make: Callable[[], Syscalls | None] = {"null": NullKernel, "mm": _mm}[kernel]
     if "glibc" not in names:
         names.insert(0, "glibc")
     rates: dict[str, list[float]] = {name: [] for name in names}
