@@ -185,14 +185,14 @@ def measure(trace: str | os.PathLike[str], allocator: str, *,
     A run that dies (the allocator aborts, the OOM killer, a bad trace line, behaviour the
     model does not simulate) gives a record with ``error`` set, not an exception.
     """
-    from memsim.trace.replay import Replayer, _open
+    from memsim.trace.replay import Replayer, open_for_replay
 
     name = os.fspath(trace)
     out = RunMetrics(trace=name, allocator=allocator)
     t0 = time.perf_counter()
     meter: Meter | None = None
     try:
-        with _open(trace, False) as reader:
+        with open_for_replay(trace) as reader:
             rep = Replayer(allocator, brk0=reader.brk0, options=options, touch=touch,
                            name=reader.name)
             meter = Meter(rep, every, max_points)
