@@ -11,11 +11,40 @@ but return Python values::
     proc.write(addr, length=4096)         # the CPU touches memory: demand paging
     proc.status()["RssAnon"]              # /proc/PID/status figures in kB; str() is the text
     print(proc.maps())                    # /proc/PID/maps text
+    p = proc.malloc(100)                  # glibc 2.36 malloc: an address, or None (errno)
+    proc.free(p)
 
-Layers: Process (C conventions: None/-1 and errno, prot strings, glibc's sbrk and thread
-stacks) -> :class:`memsim.kernel.mm.MM` (the syscalls, returning -errno; also the
-:class:`memsim.kernel.abi.Syscalls` an allocator uses, ``proc.mm``) -> PageTable/Machine.
-An allocator model is attached later as ``proc.allocator`` and calls ``proc.mm`` only.
+Layers::
+
+    Process        C conventions: None/-1 and errno, prot strings, size strings
+      |  malloc free calloc realloc memalign aligned_alloc posix_memalign valloc pvalloc
+      |  malloc_usable_size malloc_trim mallopt mallinfo2 malloc_stats   (-> proc.allocator)
+      |  sbrk brk (glibc's, sharing __curbrk with malloc), mmap munmap mprotect mremap
+      |  madvise, threads (glibc's stacks), read/write (the CPU)
+      v
+    proc.allocator  a memsim.alloc.Allocator, glibc 2.36 by default (Process(allocator=...))
+      |  sys_brk sys_mmap sys_munmap sys_mremap sys_madvise write
+      v
+    proc.mm        memsim.kernel.mm.MM: the syscalls, returning -errno -> PageTable/Machine
+
+The allocator is created over ``proc.mm`` on first use (a malloc-family call or reading
+``proc.allocator``), so a process that never calls malloc behaves, syscall for syscall, as a
+kernel-only process; ``Process(allocator=None)`` has no allocator at all (the malloc family
+then raises :class:`memsim.errors.ConfigError`). Another allocator may be attached with
+``proc.allocator = alloc`` (trace replay does that, over a syscall logger).
+
+The break is shared: glibc keeps one ``__curbrk`` for the program's ``sbrk``/``brk`` and for
+malloc's. When the allocator has ``sbrk``/``brk`` (glibc does), :meth:`Process.sbrk` and
+:meth:`Process.brk` go through the allocator's, so a program that calls ``sbrk`` between
+mallocs sees what glibc on the real kernel gives it (malloc then finds a foreign sbrk and
+starts a new top after it, as ``sysmalloc`` does). Before the allocator exists the process
+keeps the cached break itself and hands it over when the allocator is created.
+
+The malloc family in C conventions: a pointer is an int; NULL is returned as ``None`` (like
+``mmap``'s MAP_FAILED) with ``errno`` set (ENOMEM/EINVAL) when the call failed; ``free``,
+``realloc`` and ``malloc_usable_size`` accept ``None`` or 0 for NULL. Misuse the real
+allocator would abort on (double free, invalid pointer) raises
+:class:`memsim.alloc.AllocatorAbort` (SIGABRT), with glibc's message.
 
 Argument rules: lengths and addresses are C ``size_t``; a negative int is the huge unsigned
 value C would pass (``munmap(addr, -1)`` is EINVAL, ``mmap(-1)`` ENOMEM, as the kernel says).
@@ -30,8 +59,9 @@ are kept for reuse), ``advise_stack_range`` (a returning thread gives back its s
 stack pointer with MADV_DONTNEED) and the default thread stack size of
 ``__pthread_initialize_minimal`` (RLIMIT_STACK at start, 2 MiB if unlimited).
 
-Invariants (:meth:`Process.check`): those of the MM (which include the page table's) and
-glibc's cached break never lies below ``start_brk``.
+Invariants (:meth:`Process.check`): those of the MM (which include the page table's),
+glibc's cached break never lies below ``start_brk``, and those of the allocator
+(``allocator.check()``, e.g. glibc's do_check_malloc_state) once it exists.
 
 Not modelled: MAP_SHARED memory, mlock, fork, detached threads, what a thread does with its
 stack beyond the pages it writes at start (use ``write`` on its range).
@@ -41,8 +71,9 @@ from __future__ import annotations
 
 import errno as _errno
 import itertools
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from memsim.errors import ConfigError
 from memsim.kernel import abi, procfs
@@ -52,6 +83,7 @@ from memsim.kernel.mm import MM, U64
 from memsim.units import PAGE_SIZE, MiB, align_up, parse_size
 
 if TYPE_CHECKING:
+    from memsim.alloc.base import Allocator, MallInfo2
     from memsim.kernel.machine import Machine
 
 __all__ = ["Process", "Thread", "parse_prot"]
@@ -87,6 +119,7 @@ STACK_CACHE_MAXSIZE = 40 * MiB      # glibc's stack_cache_maxsize
 
 _pids = itertools.count(1000)
 _KEEP = object()          # setrlimit: "hard limit not given"
+_UNSET = object()         # Process._alloc: "not created yet"
 
 
 def parse_prot(prot: int | str) -> int:
@@ -159,6 +192,44 @@ def _rlim_value(value: int | str | None) -> int:
     return v
 
 
+def _allocator_spec(allocator: object, env: object,
+                    options: object) -> tuple[str | None, dict[str, Any]]:
+    """Check ``Process(allocator=, env=, allocator_options=)``: (name or None, options)."""
+    if allocator is None:
+        if env is not None or options:
+            raise ConfigError("env and allocator_options need an allocator "
+                              "(allocator=None means kernel only)")
+        return None, {}
+    if not isinstance(allocator, str):
+        raise ConfigError(f"allocator must be a registered name like 'glibc' or None, "
+                          f"not {allocator!r} (attach an instance with proc.allocator = ...)")
+    from memsim.alloc import get
+    get(allocator)                                   # ConfigError naming the known ones
+    opts: dict[str, Any] = {}
+    if options is not None:
+        if not isinstance(options, Mapping) or not all(isinstance(k, str) for k in options):
+            raise ConfigError(f"allocator_options must be a mapping of option names, "
+                              f"not {options!r}")
+        opts.update(options)
+    if env is not None:
+        if not isinstance(env, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise ConfigError(f"env must be a mapping of strings to strings, not {env!r}")
+        if "env" in opts:
+            raise ConfigError("give the environment once: env= or allocator_options['env']")
+        opts["env"] = dict(env)
+    return allocator, opts
+
+
+def _ptr(value: int | None, what: str) -> int:
+    """A pointer argument: an int (C ``void *``), None or 0 for NULL."""
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{what}: a pointer must be an integer or None, not {value!r}")
+    return value & U64
+
+
 @dataclass(frozen=True)
 class Thread:
     """A thread created by :meth:`Process.create_thread`, with the stack glibc gave it::
@@ -196,6 +267,14 @@ class Process:
     (default off, like ``setarch -R``). ``stack_limit``: RLIMIT_STACK at exec (bytes or None
     for unlimited; it moves mmap_base and sets the default thread stack size).
     ``rlimits``: initial limits, ``{"data": soft or (soft, hard), ...}``.
+
+    ``allocator``: the malloc family behind :meth:`malloc` & co.: ``"glibc"`` (the exact
+    glibc 2.36 model, default), another registered name (``memsim allocators`` lists them) or
+    None (kernel only). ``env``: the process environment the glibc model reads at its first
+    call (``{"GLIBC_TUNABLES": "glibc.malloc.tcache_count=0", "MALLOC_TOP_PAD_": "0"}``).
+    ``allocator_options``: other keyword options of the allocator class. With ``env`` or
+    ``allocator_options`` the allocator is created at once (bad options fail here);
+    otherwise on first use.
     """
 
     def __init__(self, machine: Machine | None = None, *, start_brk: int | None = None,
@@ -203,7 +282,9 @@ class Process:
                  stack_limit: int | str | None = DEFAULT_RLIMIT_STACK,
                  rlimits: dict[str, object] | None = None, name: str = "a.out",
                  pid: int | None = None, privileged: bool = True,
-                 layout: Layout | None = None) -> None:
+                 layout: Layout | None = None, allocator: str | None = "glibc",
+                 env: Mapping[str, str] | None = None,
+                 allocator_options: Mapping[str, Any] | None = None) -> None:
         if machine is None:
             from memsim.kernel.machine import Machine
             machine = Machine()
@@ -212,6 +293,8 @@ class Process:
         if start_brk is not None:
             start_brk = _addr(start_brk, "start_brk")
         rlim_stack = _rlim_value(stack_limit)
+        self._alloc_name, self._alloc_options = _allocator_spec(allocator, env,
+                                                                allocator_options)
         if layout is None:
             layout = Layout.default(aslr=aslr, seed=seed, rlimit_stack=rlim_stack,
                                     start_brk=start_brk)
@@ -220,7 +303,7 @@ class Process:
         self.pid = next(_pids) if pid is None else pid
         self.errno = 0
         self.mm = MM(machine, self.pid, layout, privileged=privileged)
-        self.allocator: object | None = None        # attached by the allocator models
+        self._alloc: Any = _UNSET if self._alloc_name is not None else None
         self.threads: list[Thread] = []             # running threads (besides main)
         self._exited: list[Thread] = []             # returned, not joined yet
         self._stack_cache: list[tuple[int, int, int]] = []   # (mem, size, guard), newest first
@@ -237,6 +320,8 @@ class Process:
         else:
             default = max(rlim_stack, PTHREAD_STACK_MIN)
         self.default_stacksize = align_up(default, PAGE_SIZE)
+        if self._alloc_options:
+            self._alloc = self._create_allocator()      # bad options fail now
 
     def __repr__(self) -> str:
         return f"Process(pid={self.pid}, vmas={self.mm.map_count}, brk={self.mm.brk:#x})"
@@ -249,16 +334,82 @@ class Process:
             return -1
         return value
 
+    # --- the allocator ----------------------------------------------------------------------
+    @property
+    def allocator(self) -> Allocator | None:
+        """The :class:`memsim.alloc.Allocator` behind the malloc family (created over
+        ``proc.mm`` on first use), or None for a kernel-only process.
+
+        Assigning an allocator instance (built over ``proc.mm`` or a wrapper of it, before it
+        made any call) replaces it; glibc's cached break is handed over to it."""
+        if self._alloc is _UNSET:
+            self._alloc = self._create_allocator()
+        return self._alloc  # type: ignore[no-any-return]
+
+    @allocator.setter
+    def allocator(self, alloc: Allocator | None) -> None:
+        from memsim.alloc.base import Allocator
+        if alloc is not None and not isinstance(alloc, Allocator):
+            raise ConfigError(f"not an allocator: {alloc!r} (use memsim.alloc.create)")
+        curbrk = self._libc_curbrk()
+        self._alloc = alloc
+        if alloc is not None and getattr(alloc, "curbrk", 0) is None:
+            alloc.curbrk = curbrk                     # type: ignore[attr-defined]
+        self._curbrk = curbrk
+
+    def _create_allocator(self) -> Allocator:
+        from memsim.alloc import create
+        assert self._alloc_name is not None
+        alloc = create(self._alloc_name, self.mm, self._alloc_options)
+        if getattr(alloc, "curbrk", 0) is None:
+            alloc.curbrk = self._curbrk               # type: ignore[attr-defined]
+        return alloc
+
+    def _libc_curbrk(self) -> int | None:
+        """glibc's ``__curbrk``: the allocator's when it keeps one, else the process's."""
+        alloc = self._alloc
+        if alloc is not None and alloc is not _UNSET and hasattr(alloc, "curbrk"):
+            return alloc.curbrk                       # type: ignore[no-any-return]
+        return self._curbrk
+
+    def _malloc(self) -> Any:
+        """The allocator for a malloc-family call (ConfigError when there is none)."""
+        alloc = self._alloc
+        if alloc is _UNSET:
+            alloc = self.allocator
+        if alloc is None:
+            raise ConfigError("this process has no allocator (Process(allocator=None)); "
+                              "use allocator='glibc' or attach one to proc.allocator")
+        if self.mm.dead:
+            raise ConfigError(f"process {self.pid} has exited; its address space is gone")
+        return alloc
+
+    def _brk_owner(self) -> Any:
+        """The allocator when it keeps glibc's cached break (has sbrk and brk), else None."""
+        alloc = self._alloc
+        if alloc is None or alloc is _UNSET or not hasattr(alloc, "curbrk"):
+            return None
+        return alloc
+
     # --- brk / sbrk -----------------------------------------------------------------------
     def brk(self, addr: int) -> int:
         """The raw ``brk`` system call: the break after the call (the old one if refused).
 
-        Like glibc's ``brk()`` it also refreshes the cached break that ``sbrk`` uses, and
-        sets ``errno`` to ENOMEM when the result is below the request.
+        Like glibc's ``brk()`` it also refreshes the cached break that ``sbrk`` and malloc
+        use, and sets ``errno`` to ENOMEM when the result is below the request.
         """
         a = _addr(addr)
+        alloc = self._brk_owner()
+        if alloc is not None and hasattr(alloc, "brk"):
+            if alloc.brk(a) != 0:                      # glibc __brk: 0 or -1 (ENOMEM)
+                self.errno = _errno.ENOMEM
+            new = alloc.curbrk
+            self._curbrk = new
+            return new  # type: ignore[no-any-return]
         new = self.mm.sys_brk(a)
         self._curbrk = new
+        if alloc is not None:
+            alloc.curbrk = new
         if new < a:
             self.errno = _errno.ENOMEM
         return new
@@ -272,6 +423,14 @@ class Process:
                               f"not {increment!r}")
         if not -(1 << 63) <= increment < (1 << 63):
             raise ConfigError(f"sbrk increment {increment} does not fit an intptr_t")
+        alloc = self._brk_owner()
+        if alloc is not None and hasattr(alloc, "sbrk"):
+            r = alloc.sbrk(increment)                  # glibc __sbrk: old break, or -1
+            self._curbrk = alloc.curbrk
+            if r == -1:
+                self.errno = _errno.ENOMEM
+                return None
+            return r  # type: ignore[no-any-return]
         if self._curbrk is None:
             self._curbrk = self.mm.sys_brk(0)
         if increment == 0:
@@ -287,6 +446,119 @@ class Process:
             self.errno = _errno.ENOMEM
             return None
         return old
+
+    # --- the malloc family (proc.allocator) --------------------------------------------------
+    def _result(self, alloc: Any, ptr: int) -> int | None:
+        """A pointer result: the address, or None with ``errno`` from the allocator."""
+        if ptr:
+            return ptr
+        self.errno = alloc.errno or _errno.ENOMEM
+        return None
+
+    def malloc(self, size: int | str) -> int | None:
+        """``malloc(size)``: the address of at least ``size`` bytes, or None (errno ENOMEM).
+
+        ``size`` is a size_t (``-1`` is 2**64-1, which fails as in C) or a size string."""
+        alloc = self._malloc()
+        return self._result(alloc, alloc.malloc(_size_t(size, "malloc size")))
+
+    def free(self, ptr: int | None) -> None:
+        """``free(ptr)``; ``free(None)``/``free(0)`` do nothing. A double free or a pointer
+        malloc never returned raises :class:`memsim.alloc.AllocatorAbort` (SIGABRT)."""
+        alloc = self._malloc()
+        alloc.free(_ptr(ptr, "free"))
+
+    def calloc(self, nmemb: int | str, size: int | str) -> int | None:
+        """``calloc(nmemb, size)``: zeroed memory (glibc clears only what may not be zero
+        yet), or None with errno ENOMEM (also when ``nmemb * size`` overflows)."""
+        alloc = self._malloc()
+        return self._result(alloc, alloc.calloc(_size_t(nmemb, "calloc nmemb"),
+                                                 _size_t(size, "calloc size")))
+
+    def realloc(self, ptr: int | None, size: int | str) -> int | None:
+        """``realloc(ptr, size)``: the (possibly moved) block, or None. ``realloc(None, n)``
+        is malloc; ``realloc(p, 0)`` frees p and returns None with errno untouched; on
+        failure p stays valid and errno is ENOMEM."""
+        alloc = self._malloc()
+        p = _ptr(ptr, "realloc")
+        n = _size_t(size, "realloc size")
+        r = alloc.realloc(p, n)
+        if r or (p and n == 0):
+            return r or None
+        return self._result(alloc, r)
+
+    def memalign(self, alignment: int | str, size: int | str) -> int | None:
+        """``memalign(alignment, size)``: an address aligned to ``alignment`` (glibc rounds
+        a non-power of two up), or None with errno (EINVAL for a huge alignment, ENOMEM)."""
+        alloc = self._malloc()
+        return self._result(alloc, alloc.memalign(_size_t(alignment, "alignment"),
+                                                  _size_t(size, "memalign size")))
+
+    def aligned_alloc(self, alignment: int | str, size: int | str) -> int | None:
+        """``aligned_alloc(alignment, size)`` (C11; the same function as memalign in glibc
+        2.36), or None with errno."""
+        alloc = self._malloc()
+        return self._result(alloc, alloc.aligned_alloc(_size_t(alignment, "alignment"),
+                                                       _size_t(size, "aligned_alloc size")))
+
+    def posix_memalign(self, alignment: int | str,
+                       size: int | str) -> tuple[int, int | None]:
+        """``posix_memalign(&p, alignment, size)``: ``(0, p)``, or ``(EINVAL, None)`` when
+        the alignment is not a power of two multiple of 8, ``(ENOMEM, None)``. Like C it
+        returns the error and leaves ``errno`` alone."""
+        alloc = self._malloc()
+        err, p = alloc.posix_memalign(_size_t(alignment, "alignment"),
+                                      _size_t(size, "posix_memalign size"))
+        return (err, p if not err and p else None)
+
+    def valloc(self, size: int | str) -> int | None:
+        """``valloc(size)``: page-aligned memory, or None with errno."""
+        alloc = self._malloc()
+        return self._result(alloc, alloc.valloc(_size_t(size, "valloc size")))
+
+    def pvalloc(self, size: int | str) -> int | None:
+        """``pvalloc(size)``: page-aligned memory rounded up to whole pages, or None."""
+        alloc = self._malloc()
+        return self._result(alloc, alloc.pvalloc(_size_t(size, "pvalloc size")))
+
+    def malloc_usable_size(self, ptr: int | None) -> int:
+        """``malloc_usable_size(ptr)``: the bytes usable at ``ptr`` (0 for NULL)."""
+        alloc = self._malloc()
+        return alloc.malloc_usable_size(_ptr(ptr, "malloc_usable_size"))  # type: ignore[no-any-return]
+
+    def malloc_trim(self, pad: int | str = 0) -> int:
+        """``malloc_trim(pad)``: give free memory back to the kernel (glibc: shrink the heap
+        top to ``pad`` bytes with sbrk, MADV_DONTNEED the free chunks' whole pages);
+        1 if any memory was released, else 0."""
+        alloc = self._malloc()
+        return alloc.malloc_trim(_size_t(pad, "malloc_trim pad"))  # type: ignore[no-any-return]
+
+    def mallopt(self, param: int | str, value: int) -> int:
+        """``mallopt(param, value)``: 1 on success, 0 when refused. ``param`` is a malloc.h
+        number or its name (``"M_MMAP_THRESHOLD"`` or ``"mmap_threshold"``); both arguments
+        are C ints."""
+        from memsim.alloc.glibc.tunables import MALLOPT_NAMES
+        if isinstance(param, str):
+            key = param.strip().upper()
+            key = key if key.startswith("M_") else "M_" + key
+            if key not in MALLOPT_NAMES:
+                raise ConfigError(f"unknown mallopt parameter {param!r} "
+                                  f"(known: {', '.join(MALLOPT_NAMES)})")
+            param = MALLOPT_NAMES[key]
+        for what, v in (("param", param), ("value", value)):
+            if isinstance(v, bool) or not isinstance(v, int) or not -(1 << 31) <= v < 1 << 31:
+                raise ConfigError(f"mallopt {what} must be a C int, not {v!r}")
+        alloc = self._malloc()
+        return alloc.mallopt(param, value)  # type: ignore[no-any-return]
+
+    def mallinfo2(self) -> MallInfo2:
+        """``mallinfo2()``: arena, ordblks, hblks, hblkhd, uordblks, fordblks, keepcost ...
+        (a :class:`memsim.alloc.MallInfo2`; ``.as_dict()``)."""
+        return self._malloc().mallinfo2()  # type: ignore[no-any-return]
+
+    def malloc_stats(self) -> str:
+        """The text ``malloc_stats()`` writes to stderr (returned, not printed)."""
+        return self._malloc().malloc_stats()  # type: ignore[no-any-return]
 
     # --- mappings -------------------------------------------------------------------------
     def mmap(self, length: int | str, prot: int | str = "rw", flags: int | str = 0, *,
@@ -548,5 +820,9 @@ class Process:
     def check(self) -> None:
         """Assert the invariants of the whole process (see the module docstring)."""
         self.mm.check()
-        if self._curbrk is not None and not self.mm.dead:
-            assert self._curbrk >= self.mm.start_brk
+        curbrk = self._libc_curbrk()
+        if curbrk is not None and not self.mm.dead:
+            assert curbrk >= self.mm.start_brk, "glibc's cached break below start_brk"
+        alloc = self._alloc
+        if alloc is not None and alloc is not _UNSET and not self.mm.dead:
+            alloc.check()
