@@ -76,6 +76,8 @@ COMMANDS: tuple[str, ...] = (
     "explain",
     "view",
     "shell",
+    "report",
+    "plot",
 )
 
 _REQUIRED = ("NAME", "HELP", "DESCRIPTION", "add_arguments", "run")
