@@ -51,10 +51,12 @@ Costs in the simulation (the real list walk in brackets): first fit O(log(n/B) +
 free blocks and buckets of B = 16..32, over an ordered list of buckets that each know their
 largest block, plus the running maximum of those (a max-size augmentation: the first bucket
 holding a fit is one bisect) [real: O(blocks visited), up to O(n); implicit: O(all blocks)];
-next fit the same from the rover, O(n/B + B) when it must skip buckets; best/worst fit
-O(log n) over a sorted list keyed by (size, list position) [real best fit scans the whole
-list unless it is a tree]; free O(log n + B) (immediate), the same for deferred/none, a
-deferred sweep O(n); realloc in place O(log n + B). The simulated search returns the same
+next fit the same from the rover, O(n/B + B) when it must skip buckets; best fit O(log n)
+over a sorted list keyed by (size, list position) [real best fit scans the whole list unless
+it is a tree]; worst fit O(log n) amortised over a binary heap of (-size, address) with lazy
+deletion (a sorted list like best fit's for the other list orders) [real: O(n)]; free
+O(log n + B) (immediate), the same for deferred/none, a deferred sweep O(n); realloc in
+place O(log n + B). The simulated search returns the same
 block as the real list walk (``tests/alloc/test_seqfit.py`` compares every choice).
 
 Invariants (:meth:`SeqFit.check`): the blocks tile the heap from the first block to the
@@ -67,6 +69,7 @@ the sums; the index's own order and augmentation hold.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
+from heapq import heapify, heappop, heappush
 from itertools import accumulate, count
 from typing import Any
 
@@ -443,22 +446,37 @@ class SeqFit(ClassicAllocator):
                 k = _ceiling(sl, asize << _SHIFT)
                 return 0 if k is None else k & _POS_MAX
         else:
+            # Worst fit needs only the largest block: a binary heap of (-size, address)
+            # (heapq, in C) with lazy deletion. An entry is live while the block it names
+            # is free with that size; stale entries are dropped when they reach the top, and
+            # the heap is rebuilt from the free blocks when they outnumber the live ones.
+            self.sorted = None
+            heap: list[tuple[int, int]] = []
+            self.wheap = heap
+            fb = self.free_blocks
+
+            def compact() -> None:
+                heap[:] = [(-sz, b) for b, sz in fb.items()]
+                heapify(heap)
+
             def ix_add(blk: int, size: int) -> None:
-                add(((_SIZE_MAX - size) << _SHIFT) | blk)
+                heappush(heap, (-size, blk))
+                if len(heap) > 2 * len(fb) + 64:
+                    compact()
 
             def ix_remove(blk: int, size: int, keep_pos: bool = False) -> None:
-                remove(((_SIZE_MAX - size) << _SHIFT) | blk)
+                pass                               # lazily: the entry goes stale
 
             def ix_move(old: int, old_size: int, new: int, size: int) -> None:
-                _sl_replace(sl, ((_SIZE_MAX - old_size) << _SHIFT) | old,
-                            ((_SIZE_MAX - size) << _SHIFT) | new)
+                ix_add(new, size)
 
             def find(asize: int) -> int:
-                lists = sl._lists
-                if not lists:
-                    return 0
-                k = lists[0][0]
-                return 0 if _SIZE_MAX - (k >> _SHIFT) < asize else k & _POS_MAX
+                while heap:
+                    neg, b = heap[0]
+                    if fb.get(b) == -neg:
+                        return b if -neg >= asize else 0
+                    heappop(heap)
+                return 0
         self._ix_move = self._ix_merge = ix_move
         self._index_add = ix_add                    # type: ignore[method-assign]
         self._index_remove = ix_remove              # type: ignore[method-assign]
@@ -562,6 +580,11 @@ class SeqFit(ClassicAllocator):
 
     def _index_items(self) -> list[tuple[int, int]]:
         """(block, size) of every block in the free index, after checking the index."""
+        heap = getattr(self, "wheap", None)
+        if heap is not None:
+            assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "heap"
+            assert len(heap) <= 2 * len(self.free_blocks) + 65, "stale entries pile up"
+            return sorted({(b, -neg) for neg, b in heap if self.free_blocks.get(b) == -neg})
         if self.fits is not None:
             self.fits.check()
             return [(self._block_at(k), s) for k, s in self.fits.items()]
