@@ -48,6 +48,7 @@ the kernel charges and never returns);
 from __future__ import annotations
 
 import errno
+from bisect import bisect_right
 from typing import TYPE_CHECKING
 
 from memsim.errors import ConfigError, SegmentationFault
@@ -79,6 +80,7 @@ from memsim.kernel.abi import (
     TASK_SIZE,
 )
 from memsim.kernel.layout import STARTUP_PEAK_EXTRA, Layout
+from memsim.kernel.pagetable import ANON, PTE_A, PTE_D, PTE_W
 from memsim.kernel.vma import (
     VM_ACCESS_FLAGS,
     VM_ACCOUNT,
@@ -116,6 +118,9 @@ if TYPE_CHECKING:
     from memsim.kernel.pagetable import PageTable
 
 U64 = (1 << 64) - 1
+_PTE_WRITTEN = PTE_A | PTE_D | PTE_W     # a present PTE a store goes through without a fault
+_NO_RANGE = (float("inf"), float("-inf"))   # an empty [lo, hi): no int lies in it
+_NOTE_SPAN = 256                   # PTE extents MM._note_written looks at on each side
 PAGE_MASK64 = U64 & ~(PAGE_SIZE - 1)
 PMD_SIZE = 2 * MiB
 MAP_TYPE = 0x0F
@@ -210,6 +215,9 @@ class MM:
         self.mmap_base = lay.mmap_base
         self.mmap_legacy_base = lay.mmap_legacy_base
         self.pt: PageTable = machine.new_page_table(self)
+        # [_wlo, _whi): bytes known to take a store without any state change (see write)
+        self._wlo, self._whi = _NO_RANGE
+        self.pt.on_change = self._forget_written
         self._exec_image(populate_image)
 
     # ------------------------------------------------------------------------------------
@@ -685,6 +693,7 @@ class MM:
                 self.locked_vm -= n
         tree.remove_range(i, j)
         self._last = None
+        self._forget_written()
         for v in victims:
             self.pt.zap(v.vm_start, v.vm_end)
         self.pt.free_pgtables(victims[0].vm_start, victims[-1].vm_end,
@@ -756,6 +765,7 @@ class MM:
         if vma.vm_end > end:
             self._split_checked(vma, end)
         vma.vm_flags = newflags
+        self._forget_written()
         return vma
 
     # ------------------------------------------------------------------------------------
@@ -1140,10 +1150,25 @@ class MM:
     def write(self, addr: int, length: int = 1, every: int | None = None) -> None:
         """The CPU writes ``[addr, addr+length)`` (or one byte every ``every`` bytes).
 
-        Hot path: the one-entry VMA cache (else one bisect), the VM_WRITE check, one
-        ``PageTable.fault``. Everything else (several VMAs, stack growth, faults that
-        become SIGSEGV, special mappings) takes :meth:`_access`.
+        Fastest path: inside ``[_wlo, _whi)``, return at once. Hot path: the one-entry VMA
+        cache (else one bisect), the VM_WRITE check, one ``PageTable.fault``. Everything else
+        (several VMAs, stack growth, faults that become SIGSEGV, special mappings) takes
+        :meth:`_access`.
+
+        Tricky: ``[_wlo, _whi)`` lies in one VMA with VM_WRITE and every page of it has a
+        present anonymous PTE with A, D and W set, and the page table does not track LRU
+        recency (where every access re-stamps its page). A store there is a no-op for the
+        model: the VMA check passes, and ``PageTable.fault``'s hot path returns without a
+        change. It is set only right after such a check (:meth:`_note_written`) and dropped
+        (:meth:`_forget_written`) by everything that can break it: the page table calls
+        ``on_change`` before a zap, move, THP split, reclaim (eviction, clearing A) or
+        teardown; mm drops it where VMAs change (``_modify``: vm_flags; unmap, mremap, brk,
+        mmap, exit and the OOM kill go through a zap or a move anyway). PTE_W is not lowered
+        by mprotect in this model (the VM_WRITE check stands for it), so ``_modify`` must drop
+        it. Writes with ``every`` never take the fastest path.
         """
+        if self._wlo <= addr and addr + length <= self._whi and every is None:
+            return
         v = self._last
         if v is None or addr < v.vm_start or addr + length > v.vm_end:
             v = self.tree.vma_lookup(addr)
@@ -1154,13 +1179,66 @@ class MM:
         if v.vm_flags & VM_WRITE and length > 0:
             if v.anon_vma is None:
                 self._anon_vma_prepare(v)
+            pt = self.pt
             if v.vm_flags & VM_HUGEPAGE or self.thp_always:
-                self.pt.fault(addr, length, True, every, v.vm_file is not None,
-                              self._thp_range(v))
+                pt.fault(addr, length, True, every, v.vm_file is not None, self._thp_range(v))
             else:
-                self.pt.fault(addr, length, True, every, v.vm_file is not None)
+                pt.fault(addr, length, True, every, v.vm_file is not None)
+            if every is None and not pt._lru:
+                self._note_written(v, addr, addr + length)
             return
         self._access(addr, length, every, True)
+
+    def _note_written(self, v: VMA, start: int, end: int) -> None:
+        """After a store to ``[start, end)`` in ``v`` (writable, not special): cache the run of
+        address-adjacent present, anonymous, written (A, D, W) PTE extents around it, clipped
+        to ``v`` (at most ``_NOTE_SPAN`` extents each way), joined to the cached range when
+        the two meet (each part satisfies the invariant of :meth:`write` on its own). With
+        recency tracked: only the one extent around the store."""
+        pt = self.pt
+        starts, ends, values = pt._starts, pt._ends, pt._values
+        i = bisect_right(starts, start) - 1
+        if i < 0 or ends[i] < end:
+            return
+        val = values[i]
+        if val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
+            return
+        vs, ve = v.vm_start, v.vm_end
+        lo, hi = starts[i], ends[i]
+        if self.machine.track_recency:
+            # Tricky: a store that spans two extents takes PageTable._fault_range, which
+            # ticks the recency clock even when nothing else changes; only a store within
+            # one extent is a no-op, so the cached range is that one extent.
+            self._wlo = lo if lo > vs else vs
+            self._whi = hi if hi < ve else ve
+            return
+        j, stop = i, max(0, i - _NOTE_SPAN)
+        while lo > vs and j > stop and ends[j - 1] == lo:
+            val = values[j - 1]
+            if val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
+                break
+            j -= 1
+            lo = starts[j]
+        j, stop = i, min(len(starts) - 1, i + _NOTE_SPAN)
+        while hi < ve and j < stop and starts[j + 1] == hi:
+            val = values[j + 1]
+            if val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
+                break
+            j += 1
+            hi = ends[j]
+        if lo < vs:
+            lo = vs
+        if hi > ve:
+            hi = ve
+        if lo <= self._whi and hi >= self._wlo:          # they meet: keep the union
+            if self._wlo < lo:
+                lo = self._wlo              # type: ignore[assignment]
+            if self._whi > hi:
+                hi = self._whi              # type: ignore[assignment]
+        self._wlo, self._whi = lo, hi
+
+    def _forget_written(self) -> None:
+        self._wlo, self._whi = _NO_RANGE
 
     def read(self, addr: int, length: int = 1, every: int | None = None) -> None:
         """The CPU reads ``[addr, addr+length)``: on x86 any of r/w/x permits a read."""
@@ -1315,6 +1393,7 @@ class MM:
         self.committed = self.committed_leak = 0
         self.tree = VMATree()
         self._last = None
+        self._forget_written()
         self.total_vm = self.data_vm = self.exec_vm = self.stack_vm = self.locked_vm = 0
         self.machine.release_page_table(self.pt)
         self.dead = True

@@ -85,6 +85,7 @@ equal the totals of their extents.
 from __future__ import annotations
 
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -188,6 +189,10 @@ class PageTable:
         self._recent_min = _RECENT_MIN_LIMIT
         self._recent_limit = _RECENT_MIN_LIMIT
         self.pgd_pfn = machine._alloc_frames_all(1, None)[0][0]
+        # Called before any change that can take a PTE's A, D or W bit away or remove a present
+        # PTE (zap, move, reclaim, THP split, teardown): MM drops its resident-and-writable
+        # cache (MM.write's fast path) there.
+        self.on_change: Callable[[], None] | None = None
 
     # --- counters --------------------------------------------------------------------------
     @property
@@ -211,6 +216,11 @@ class PageTable:
         return (f"PageTable(pid={self.owner.pid}, anon={self.anon_pages}, "
                 f"file={self.file_pages}, swap={self.swap_ents}, "
                 f"pgtables_bytes={self.pgtables_bytes}, extents={len(self.ptes)})")
+
+    def _changed(self) -> None:
+        cb = self.on_change
+        if cb is not None:
+            cb()
 
     # --- faults ------------------------------------------------------------------------------
     def fault(self, addr: int, length: int, write: bool, every: int | None = None,
@@ -453,6 +463,7 @@ class PageTable:
         """__split_huge_pmd for every PMD-mapped block meeting ``[lo, hi)``: the deposited PTE
         table now holds 512 PTEs; anon pages stay where they are (AnonHugePages goes down), a
         huge zero page becomes 512 small zero-page PTEs."""
+        self._changed()
         blo, bhi = align_down(lo, PMD_SIZE), align_up(hi, PMD_SIZE)
         if not any(v[3] & PTE_HUGE for _, _, v in self.ptes.items(blo, bhi)):
             return
@@ -517,6 +528,7 @@ class PageTable:
         """zap_page_range: drop every PTE in ``[start, end)`` (page aligned): frames and swap
         slots freed, counters down. ``reclaim_pt`` (MADV_DONTNEED, CONFIG_PT_RECLAIM) also frees
         the PTE tables whose whole 2 MiB span lies in ``[start, end)``."""
+        self._changed()
         self._check_range("zap", start, end)
         m = self.machine
         if start % PMD_SIZE:
@@ -580,6 +592,7 @@ class PageTable:
         VMA and no VMA lies between it and the PMD boundary below; mm knows the VMAs): then,
         as ``try_realign_addr`` does, mutually misaligned-by-the-same-offset addresses are moved
         from that PMD boundary so that whole PTE tables can move."""
+        self._changed()
         self._check_range("move", old_start, old_end)
         self._apply_recent()            # noted accesses follow their pages
         if new_start % PAGE_SIZE or new_start < 0:
@@ -724,6 +737,7 @@ class PageTable:
 
     # --- reclaim hooks (called by the machine) ---------------------------------------------------
     def _set_stamp_clear_a(self, start: int, end: int, stamp: int) -> None:
+        self._changed()
         def upd(s: int, e: int, val: PteValue) -> PteValue:
             return (val[0], val[1], stamp, val[3] & ~PTE_A)
         self.ptes.update(start, end, upd)
@@ -731,6 +745,7 @@ class PageTable:
     def _evict(self, start: int, end: int, v: PteValue, want: int) -> int:
         """Reclaim up to ``want`` pages from the resident piece ``[start, end)`` (value ``v``
         at ``start``): anon pages to swap slots, file pages dropped. Returns pages freed."""
+        self._changed()
         m = self.machine
         n = min((end - start) >> PAGE_SHIFT, want)
         if n <= 0:
@@ -758,6 +773,7 @@ class PageTable:
 
     def _teardown(self) -> None:
         """exit_mmap's last steps: zap everything left, free every table and the PGD."""
+        self._changed()
         if self.ptes:
             self.zap(self.ptes.starts[0], self.ptes.ends[-1])
         for tables, span in self._levels():
