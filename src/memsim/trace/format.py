@@ -485,6 +485,24 @@ class TraceReader:
                             b = ret = 0
                             tid = 0 if n == 2 else (tids.get(parts[2]) or _tid(parts[2], tids)
                                                     ) if n == 3 else -1
+                        elif op == "c" and parts[1].isdigit() and parts[2].isdigit() \
+                                and parts[3][:2] == b"0x":
+                            a = int(parts[1])
+                            b = int(parts[2])
+                            ret = int(parts[3], 16)
+                            tid = 0 if n == 4 else (tids.get(parts[4]) or _tid(parts[4], tids)
+                                                    ) if n == 5 else -1
+                            if b >= _MAX64:
+                                tid = -1
+                        elif op == "r" and parts[1][:2] == b"0x" and parts[2].isdigit() \
+                                and parts[3][:2] == b"0x":
+                            a = int(parts[1], 16)
+                            b = int(parts[2])
+                            ret = int(parts[3], 16)
+                            tid = 0 if n == 4 else (tids.get(parts[4]) or _tid(parts[4], tids)
+                                                    ) if n == 5 else -1
+                            if b >= _MAX64:
+                                tid = -1
                         else:
                             tid = -1
                         if tid < 0 or a >= _MAX64 or ret >= _MAX64:
