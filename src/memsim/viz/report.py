@@ -665,7 +665,7 @@ def render_html(data: Mapping[str, Any]) -> str:
     p.append('<footer>Written by memsim from a simulation: every figure and picture above '
              'comes from the simulated state.</footer>')
     p.append('<script type="application/json" id="memsim-data">'
-             f'{embed_json({"heap": heap})}</script>')
+             f'{embed_json({"trace": data["trace"], "meta": meta, "heap": heap})}</script>')
     p.append(f"<script>{js}</script></body></html>")
     return "\n".join(p) + "\n"
 

@@ -65,7 +65,8 @@
     }
     at.textContent = fmt(s.e) + " of " + fmt(H.calls) + " (snapshot " + (i + 1) + " of " +
       H.snapshots.length + ")";
-    var parts = ["heap from " + H.base + ", " + human(perRow) + " per row; live " + human(s.l) +
+    var who = D.meta.program ? D.meta.program + ", " : "";
+    var parts = [who + H.allocator + " model: heap from " + H.base + ", " + human(perRow) + " per row; live " + human(s.l) +
       ", footprint " + human(s.f) + ", VmRSS " + fmt(s.rss) + " kB."];
     var kinds = Object.keys(s.c).map(function (k) {
       return k + " " + fmt(s.c[k][0]) + " (" + human(s.c[k][1]) + ")";
