@@ -449,7 +449,7 @@ class TraceReader:
         state = self.live.state
         calls = self.calls
         tids: dict[bytes, int] = {}        # b"t=4242" -> 4242, for the few threads there are
-        ops = _OPS_BYTES
+        max64 = _MAX64
         lineno = self.lineno
         pending = self._first
         self._first = None
@@ -471,41 +471,45 @@ class TraceReader:
                     lineno += 1
                     parts = line.split()
                     # Fast path: the common well-formed lines.
-                    op = ops.get(parts[0]) if parts else None
                     try:
                         n = len(parts)
-                        if op == "m" and parts[1].isdigit() and parts[2][:2] == b"0x":
+                        p0 = parts[0]
+                        if p0 == b"m" and parts[1].isdigit() and parts[2][:2] == b"0x":
+                            op = "m"
                             a = int(parts[1])
                             ret = int(parts[2], 16)
                             b = 0
                             tid = 0 if n == 3 else (tids.get(parts[3]) or _tid(parts[3], tids)
                                                     ) if n == 4 else -1
-                        elif op == "f" and parts[1][:2] == b"0x":
+                        elif p0 == b"f" and parts[1][:2] == b"0x":
+                            op = "f"
                             a = int(parts[1], 16)
                             b = ret = 0
                             tid = 0 if n == 2 else (tids.get(parts[2]) or _tid(parts[2], tids)
                                                     ) if n == 3 else -1
-                        elif op == "c" and parts[1].isdigit() and parts[2].isdigit() \
+                        elif p0 == b"c" and parts[1].isdigit() and parts[2].isdigit() \
                                 and parts[3][:2] == b"0x":
+                            op = "c"
                             a = int(parts[1])
                             b = int(parts[2])
                             ret = int(parts[3], 16)
                             tid = 0 if n == 4 else (tids.get(parts[4]) or _tid(parts[4], tids)
                                                     ) if n == 5 else -1
-                            if b >= _MAX64:
+                            if b >= max64:
                                 tid = -1
-                        elif op == "r" and parts[1][:2] == b"0x" and parts[2].isdigit() \
+                        elif p0 == b"r" and parts[1][:2] == b"0x" and parts[2].isdigit() \
                                 and parts[3][:2] == b"0x":
+                            op = "r"
                             a = int(parts[1], 16)
                             b = int(parts[2])
                             ret = int(parts[3], 16)
                             tid = 0 if n == 4 else (tids.get(parts[4]) or _tid(parts[4], tids)
                                                     ) if n == 5 else -1
-                            if b >= _MAX64:
+                            if b >= max64:
                                 tid = -1
                         else:
                             tid = -1
-                        if tid < 0 or a >= _MAX64 or ret >= _MAX64:
+                        if tid < 0 or a >= max64 or ret >= max64:
                             tid = -1
                     except (ValueError, IndexError):
                         tid = -1
