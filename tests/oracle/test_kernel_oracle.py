@@ -24,7 +24,12 @@ pytestmark = [pytest.mark.oracle]
 
 #: Scenarios whose simulated result differs from the real kernel for a known, reported reason
 #: (see /work/oracle-findings.md). Each entry names the discrepancy.
-KNOWN_DISCREPANCIES: dict[str, str] = {}
+KNOWN_DISCREPANCIES: dict[str, str] = {
+    "madvise_collapse":
+        "D5: MADV_COLLAPSE (25) is a no-op returning 0 in the simulator; the kernel collapses "
+        "each aligned 2 MiB range that has pages into a THP (RssAnon up to +2048 kB each) and "
+        "returns EINVAL when an aligned range has none",
+}
 # D1-D4 (/work/oracle-findings.md; scenarios failed_fixed_mmap_keeps_splits,
 # mremap_dontunmap_new_addr, mremap_fixed_shrink_across_vmas, mremap_fixed_move_multiple_vmas)
 # were xfail here until the simulator was fixed; they now run as ordinary scenarios.

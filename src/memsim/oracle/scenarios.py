@@ -313,6 +313,20 @@ SCENARIOS: dict[str, str] = {
         write n 4M every=4096
         mark nohugepage
     """,
+    "madvise_collapse": """
+        m = mmap 4M rw
+        write m 8192
+        mark two pages written
+        madvise m 4M 25
+        mark MADV_COLLAPSE: the first 2 MiB collapses, the empty second one fails
+        k = mmap 1M rw
+        madvise k 1M 25
+        mark no aligned 2 MiB inside
+        p = mmap 8M rw
+        write p 8M every=1M
+        madvise p 8M 25
+        mark one page in every MiB
+    """,
     # --- rlimits --------------------------------------------------------------------------
     "rlimit_data": """
         setrlimit data +1M +1M
