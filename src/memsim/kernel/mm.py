@@ -1212,15 +1212,17 @@ class MM:
             self._wlo = lo if lo > vs else vs
             self._whi = hi if hi < ve else ve
             return
+        wlo, whi = self._wlo, self._whi
+        # walk out until the VMA ends, a gap or another state, or the cached range is met
         j, stop = i, max(0, i - _NOTE_SPAN)
-        while lo > vs and j > stop and ends[j - 1] == lo:
+        while lo > vs and j > stop and ends[j - 1] == lo and not wlo <= lo <= whi:
             val = values[j - 1]
             if val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
                 break
             j -= 1
             lo = starts[j]
         j, stop = i, min(len(starts) - 1, i + _NOTE_SPAN)
-        while hi < ve and j < stop and starts[j + 1] == hi:
+        while hi < ve and j < stop and starts[j + 1] == hi and not wlo <= hi <= whi:
             val = values[j + 1]
             if val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
                 break
@@ -1230,11 +1232,11 @@ class MM:
             lo = vs
         if hi > ve:
             hi = ve
-        if lo <= self._whi and hi >= self._wlo:          # they meet: keep the union
-            if self._wlo < lo:
-                lo = self._wlo              # type: ignore[assignment]
-            if self._whi > hi:
-                hi = self._whi              # type: ignore[assignment]
+        if lo <= whi and hi >= wlo:                      # they meet: keep the union
+            if wlo < lo:
+                lo = wlo                    # type: ignore[assignment]
+            if whi > hi:
+                hi = whi                    # type: ignore[assignment]
         self._wlo, self._whi = lo, hi
 
     def _forget_written(self) -> None:
