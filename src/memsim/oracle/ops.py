@@ -15,7 +15,7 @@ binary sizes, and may be negative where C would accept a negative value cast to 
     munmap ADDR LENGTH
     mprotect ADDR LENGTH PROT
     [NAME =] mremap ADDR OLD_LEN NEW_LEN [maymove] [fixed=ADDR] [dontunmap] [new=ADDR]
-    madvise ADDR LENGTH ADVICE                     dontneed | free | hugepage | nohugepage | N
+    madvise ADDR LENGTH ADVICE                     dontneed | free | hugepage | collapse | N
     write ADDR [LENGTH] [every=STEP]               user code stores to the bytes
     read ADDR [LENGTH] [every=STEP]                user code loads from the bytes
     setrlimit data|as|stack SOFT HARD              inf | SIZE | +SIZE (VmData/VmSize/VmStk + SIZE)
@@ -53,7 +53,8 @@ MREMAP_MAYMOVE = 1
 MREMAP_FIXED = 2
 MREMAP_DONTUNMAP = 4
 ADVICE = {"normal": 0, "random": 1, "sequential": 2, "willneed": 3, "dontneed": 4, "free": 8,
-          "hugepage": 14, "nohugepage": 15, "cold": 20, "pageout": 21}
+          "hugepage": 14, "nohugepage": 15, "cold": 20, "pageout": 21, "populate_read": 22,
+          "populate_write": 23, "collapse": 25}
 RLIMIT = {"stack": 3, "data": 2, "as": 9}
 
 _SIZE_RE = re.compile(r"^([+-]?)(0x[0-9a-f]+|\d+)([kmgt]?)(?:i?b)?$", re.IGNORECASE)

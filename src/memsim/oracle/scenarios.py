@@ -317,14 +317,14 @@ SCENARIOS: dict[str, str] = {
         m = mmap 4M rw
         write m 8192
         mark two pages written
-        madvise m 4M 25
+        madvise m 4M collapse
         mark MADV_COLLAPSE: the first 2 MiB collapses, the empty second one fails
         k = mmap 1M rw
-        madvise k 1M 25
+        madvise k 1M collapse
         mark no aligned 2 MiB inside
         p = mmap 8M rw
         write p 8M every=1M
-        madvise p 8M 25
+        madvise p 8M collapse
         mark one page in every MiB
     """,
     # --- rlimits --------------------------------------------------------------------------
