@@ -415,7 +415,10 @@ class Process:
         return new
 
     def sbrk(self, increment: int | str = 0) -> int | None:
-        """glibc ``sbrk``: the old break, or None with ``errno`` = ENOMEM."""
+        """glibc ``sbrk``: the old break, or None with ``errno`` = ENOMEM.
+
+        The cached break (``__curbrk``) is the one malloc uses: once the allocator exists,
+        this is its ``sbrk``, so the program's and malloc's break moves interleave as in C."""
         if isinstance(increment, str):
             increment = _size_t(increment, "increment")
         if isinstance(increment, bool) or not isinstance(increment, int):
