@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "needs the glibc model)")
     parser.add_argument("--allocators", "-a", default=None, metavar="LIST",
                         help="allocators of --kind compare (default: "
-                             "glibc,first-fit,segfit,buddy,sizeclass; 'all' for every one)")
+                             "glibc,first-fit,buddy; 'all' for every one)")
     parser.add_argument("--at", type=int, default=None, metavar="CALL",
                         help="heapmap: the heap after this many calls (default: all)")
     parser.add_argument("--jobs", "-j", type=int, default=None, metavar="N",
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         get(args.allocator)
         trace = args.traces[0]
         if args.kind == "heapmap":
-            r = run_one(trace, args.allocator, heapmap=True, points=2, snapshots=2,
+            r = run_one(trace, args.allocator, heapmap=True, points=2, snapshots=0,
                         max_runs=200_000, stop_at=args.at)
             if r["snapshots"] is None:
                 raise UsageError(f"--kind heapmap: the {args.allocator} model has no chunk "

@@ -33,7 +33,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("trace", metavar="TRACE", help="a trace file (memsim-trace or mtrace)")
     parser.add_argument("--allocators", "-a", default=None, metavar="LIST",
                         help="comma-separated allocator names, or 'all' (default: "
-                             "glibc,first-fit,segfit,buddy,sizeclass)")
+                             "glibc,first-fit,buddy)")
     parser.add_argument("-o", "--output", metavar="FILE", default="report.html",
                         help="the HTML file to write (default: report.html)")
     parser.add_argument("--snapshots", type=int, default=100, metavar="N",
