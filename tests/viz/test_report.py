@@ -239,3 +239,13 @@ def test_cli_report(small: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert cli.main(["report", small, "-a", "nope", "-o", str(out)]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("memsim: error:")
+
+
+def test_sampling_stays_bounded_when_the_estimate_is_short(tmp_path: Path) -> None:
+    t = make_trace(tmp_path / "long.trace", n=3000)
+    r = run_one(t, "glibc", expected_calls=100, snapshots=10, points=12)
+    assert r["calls"] == 3000
+    assert len(r["snapshots"]) <= 11 and len(r["series"]) <= 13
+    assert r["snapshots"][-1]["event"] == r["series"][-1]["event"] == 3000
+    events = [s["event"] for s in r["snapshots"][:-1]]
+    assert all(e % r["snap_every"] == 0 for e in events)
