@@ -60,12 +60,51 @@ def main(argv: list[str] | None = None) -> int:
     traces = [t for t in args.compare.split(",") if t]
     recs = [r.as_dict() for r in compare(traces, list(DEFAULT_ALLOCATORS))]
     plots.save(plots.compare_figure(recs), IMG / "compare.png")
+    screenshot(trace)
     sizes = {p.name: p.stat().st_size for p in sorted(IMG.glob("*")) if p.is_file()}
     bench = ROOT / "benchmarks" / "results" / "bench_report.json"
     (ROOT / "docs" / "gallery.md").write_text(page(trace, mid, end, traces, sizes, bench))
     for n, s in sizes.items():
         print(f"docs/img/{n}: {s / 1024:.0f} KiB")
     return 0
+
+
+def screenshot(trace: str) -> bool:
+    """docs/img/report.png: the heap-map part of `memsim report TRACE`, halfway through,
+    as headless Chromium shows it (skipped, with a note, without playwright/chromium)."""
+    import shutil
+    import tempfile
+
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        print("no playwright: docs/img/report.png not redrawn", file=sys.stderr)
+        return False
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("no chromium: docs/img/report.png not redrawn", file=sys.stderr)
+        return False
+    from memsim.viz.report import write_report
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "report.html"
+        write_report(trace, out, list(DEFAULT_ALLOCATORS))
+        with sync_playwright() as p:
+            b = p.chromium.launch(executable_path=chromium, args=[
+                "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking",
+                "--disable-component-update", "--disable-sync"])
+            page = b.new_page(viewport={"width": 1040, "height": 800})
+            page.goto(out.as_uri())
+            page.evaluate("() => { const s = document.getElementById('slider'); "
+                          "s.value = Math.floor(s.max / 2); "
+                          "s.dispatchEvent(new Event('input')); }")
+            box = page.locator("#heap").bounding_box()
+            page.screenshot(path=str(IMG / "report.png"), full_page=True,
+                            clip={"x": box["x"], "y": box["y"], "width": box["width"],
+                                  "height": 720})
+            b.close()
+    return True
 
 
 def page(trace: str, mid: dict, end: dict, traces: list[str], sizes: dict[str, int],
@@ -135,6 +174,9 @@ def page(trace: str, mid: dict, end: dict, traces: list[str], sizes: dict[str, i
         "only the page's own script.",
         "",
     ]
+    if (IMG / "report.png").exists():
+        lines += ["The heap-map part of the page, the slider halfway (headless Chromium):", "",
+                  "![the report's heap map and bins](img/report.png)", ""]
     if bench.exists():
         b = json.loads(bench.read_text())
         lines += [

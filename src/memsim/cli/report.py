@@ -71,4 +71,4 @@ def run(args: argparse.Namespace) -> int:
     failed = [r for r in data["runs"] if r["error"]]
     for r in failed:
         print(f"memsim: warning: {r['allocator']}: {r['error']}", file=sys.stderr)
-    return 0
+    return 1 if len(failed) == len(data["runs"]) else 0     # the page shows what happened
