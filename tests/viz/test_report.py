@@ -249,3 +249,15 @@ def test_sampling_stays_bounded_when_the_estimate_is_short(tmp_path: Path) -> No
     assert r["snapshots"][-1]["event"] == r["series"][-1]["event"] == 3000
     events = [s["event"] for s in r["snapshots"][:-1]]
     assert all(e % r["snap_every"] == 0 for e in events)
+
+
+def test_cli_report_of_a_trace_every_allocator_dies_on(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    t = tmp_path / "bad.trace"
+    t.write_text("# memsim-trace v1\nm 10 0x10\nf 0x10\nf 0x10\n")
+    out = tmp_path / "bad.html"
+    assert cli.main(["report", str(t), "-a", "glibc,buddy", "-o", str(out), "-j", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all("not live" in line for line in err)
+    page = out.read_text()
+    assert page.count('class="error"') == 2 and "stopped after 2 calls" in page
