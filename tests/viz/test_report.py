@@ -107,11 +107,17 @@ def test_heap_snapshots_are_the_chunk_walk(small: str, data: dict) -> None:
             assert shot["counts"][kind] == [len(got), sum(c.size for c in got)]
         assert shot["mmapped"] == sorted((c.size for c in chunks if c.kind == "mmapped"),
                                          reverse=True)
-        # runs alternate kinds and replay the walk's kinds in address order
-        codes = shot["runs"][0::2]
-        assert all(a != b for a, b in zip(codes, codes[1:], strict=False))
+        # a small heap: one run per chunk, the walk's chunks in address order
         names = list(HEAP_KINDS)
-        walked = []
+        assert shot["per_chunk"]
+        assert [(names[k], n) for k, n in zip(shot["runs"][0::2], shot["runs"][1::2],
+                                               strict=True)] == [(c.kind, c.size) for c in heap]
+        # a bigger one (here: forced) merges adjacent chunks of one kind
+        merged = heap_snapshot(rep.alloc, max_runs=len(heap))
+        codes = merged["runs"][0::2]
+        assert not merged["per_chunk"] and merged["q"] == 0
+        assert all(a != b for a, b in zip(codes, codes[1:], strict=False))
+        walked: list[str] = []
         for c in heap:
             if not walked or walked[-1] != c.kind:
                 walked.append(c.kind)

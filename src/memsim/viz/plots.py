@@ -84,6 +84,7 @@ def heapmap_figure(snap: Mapping[str, Any], title: str = "heap map", rows: int =
     span = max(int(snap["span"]), 1)
     per_row = -(-span // rows)
     kinds = list(HEAP_KINDS)
+    per_chunk = bool(snap.get("per_chunk"))       # one run per chunk: outline each chunk
     bars: dict[int, list[tuple[float, float]]] = {}
     rows_of: dict[int, list[int]] = {}
     off = 0
@@ -107,14 +108,15 @@ def heapmap_figure(snap: Mapping[str, Any], title: str = "heap map", rows: int =
             by_row.setdefault(row, []).append(seg)
         for row, ss in by_row.items():
             ax.broken_barh(ss, (rows - 1 - row + 0.08, 0.84), facecolors=colour,
-                           edgecolor="none")
+                           edgecolor="white" if per_chunk else "none", linewidth=0.4)
     ax.set_xlim(0, 1)
     ax.set_ylim(0, rows)
     ax.set_yticks([])
     ax.set_xticks([0, 0.25, 0.5, 0.75, 1])
     ax.set_xticklabels([human_bytes(per_row * f) for f in (0, 0.25, 0.5, 0.75, 1)])
     q = snap.get("q") or 0
-    how = f"cells of {q} bytes" if q else "every chunk"
+    how = (f"cells of {q} bytes" if q else "every chunk" if per_chunk
+           else "adjacent chunks of a kind merged")
     ax.set_title(f"{title}: heap from {snap['start']:#x}, {human_bytes(span)} "
                  f"({human_bytes(per_row)} per row; {how})", fontsize=10)
     present = {kinds[c] for c in bars}

@@ -192,10 +192,12 @@ def _coarsen(runs: list[tuple[int, int]], span: int, max_runs: int) -> tuple[lis
     return flat, q
 
 
-def _walk_runs(alloc: Any) -> tuple[int, int, list[tuple[int, int]], dict[str, list[int]]]:
+def _walk_runs(alloc: Any, merge: bool = True
+               ) -> tuple[int, int, list[tuple[int, int]], dict[str, list[int]]]:
     """The chunk walk of :func:`memsim.viz.heapstrip.heap_chunks` (the same tables, in the
     same order of precedence), without building a record per chunk: (first chunk, end of
-    the heap, runs of (kind code, bytes), kind -> [chunks, bytes])."""
+    the heap, runs of (kind code, bytes), kind -> [chunks, bytes]). ``merge``: adjacent
+    chunks of one kind make one run (else one run per chunk)."""
     av = alloc.av
     codes = _KIND_CODE
     size_of: dict[int, int] = {}
@@ -251,7 +253,7 @@ def _walk_runs(alloc: Any) -> tuple[int, int, list[tuple[int, int]], dict[str, l
                 t = tally[code]
                 t[0] += 1
                 t[1] += size
-                if code == cur_code:
+                if code == cur_code and merge:
                     cur_len += size
                 else:
                     if cur_len:
@@ -270,10 +272,18 @@ def _walk_runs(alloc: Any) -> tuple[int, int, list[tuple[int, int]], dict[str, l
 
 def heap_snapshot(alloc: Any, max_runs: int = 4000, chain: int = 4) -> dict[str, Any]:
     """The heap of a glibc model now (see the module docstring): ``start`` (address of the
-    first chunk), ``runs`` (flat ``[kind code, bytes, ...]``), ``q`` (0: exact chunk runs,
-    else the cell size), ``counts`` (kind -> [chunks, bytes], exact), ``mmapped`` (sizes of
-    the mmapped chunks, biggest first, at most 64) and ``bins``."""
-    start, end, runs, counts = _walk_runs(alloc)
+    first chunk), ``runs`` (flat ``[kind code, bytes, ...]``), ``per_chunk`` (one run per
+    chunk: a heap of at most ``max_runs / 2`` chunks; else adjacent chunks of a kind are
+    merged), ``q`` (0: exact chunk runs, else the cell size), ``counts`` (kind -> [chunks,
+    bytes], exact), ``mmapped`` (sizes of the mmapped chunks, biggest first, at most 64)
+    and ``bins``."""
+    av = alloc.av
+    tc = alloc.tcache
+    chunks = (len(av.inuse) + len(av.free) + len(av.internal) + len(av.fences) + 1
+              + sum(len(fb) for fb in av.fastbins)
+              + (sum(len(st) for st in tc.entries) if tc is not None else 0))
+    per_chunk = chunks <= max_runs // 2
+    start, end, runs, counts = _walk_runs(alloc, merge=not per_chunk)
     mmapped = sorted((v[1] for v in alloc.mmapped.values()), reverse=True)
     if mmapped:
         counts["mmapped"] = [len(mmapped), sum(mmapped)]
@@ -283,7 +293,7 @@ def heap_snapshot(alloc: Any, max_runs: int = 4000, chain: int = 4) -> dict[str,
     else:
         flat = [x for r in runs for x in r]
     return {"start": start, "span": end - start, "runs": flat, "q": q, "counts": counts,
-            "mmapped": mmapped[:64], "n_mmapped": len(mmapped),
+            "per_chunk": per_chunk and not q, "mmapped": mmapped[:64], "n_mmapped": len(mmapped),
             "bins": _bins_compact(alloc, chain)}
 
 
@@ -668,7 +678,8 @@ def _heap_data(data: Mapping[str, Any]) -> dict[str, Any] | None:
     compact = []
     for s in shots:
         compact.append({"e": s["event"], "o": s["start"] - base if s["span"] else 0,
-                        "r": s["runs"], "q": s["q"], "c": s["counts"], "m": s["mmapped"],
+                        "r": s["runs"], "q": s["q"], "k": s["per_chunk"], "c": s["counts"],
+                        "m": s["mmapped"],
                         "nm": s["n_mmapped"], "b": s["bins"], "l": s["live_bytes"],
                         "f": s["footprint"], "rss": s["rss_kb"]})
     return {"allocator": run["allocator"], "base": f"{base:#x}", "span": span,

@@ -63,6 +63,16 @@
       fill(off, s.r[j + 1], H.kinds[s.r[j]][1]);
       off += s.r[j + 1];
     }
+    if (s.k) {                       // one run per chunk: mark where each chunk starts
+      off = s.o;
+      ctx.fillStyle = "rgba(255,255,255,0.85)";
+      for (j = 0; j < s.r.length; j += 2) {
+        var row = Math.floor(off / perRow);
+        var x = (off - row * perRow) / perRow * W;
+        if (s.r[j + 1] / perRow * W >= 3) { ctx.fillRect(x, row * ROWH, 1, ROWH - GAP); }
+        off += s.r[j + 1];
+      }
+    }
     at.textContent = fmt(s.e) + " of " + fmt(H.calls) + " (snapshot " + (i + 1) + " of " +
       H.snapshots.length + ")";
     var who = D.meta.program ? D.meta.program + ", " : "";
@@ -73,7 +83,9 @@
     });
     parts.push("Chunks: " + kinds.join(", ") + ".");
     parts.push(s.q ? "Drawn in cells of " + fmt(s.q) + " bytes, each in the kind holding most " +
-      "of its bytes (too many chunks to draw one by one)." : "Every chunk drawn.");
+      "of its bytes (too many chunks to draw one by one)." : s.k ?
+      "Every chunk drawn (a white tick where each chunk starts, when it is 3 pixels wide)." :
+      "Every chunk drawn, adjacent chunks of one kind as one block.");
     info.textContent = parts.join(" ");
     mm.textContent = "";
     if (!s.m.length) { mm.appendChild(el("span", "none", "note")); }
