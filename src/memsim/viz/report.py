@@ -737,6 +737,13 @@ def render_html(data: Mapping[str, Any]) -> str:
         p += [f"<td>{_e(_fmt(f, rec.get(k)))}</td>" for _h, k, f in TABLE]
         p.append(f"<td>{r['seconds']:.1f}</td></tr>")
     p.append("</tbody></table>")
+    from memsim.metrics.compare import METRICS
+
+    p.append('<ul class="note">')
+    for key, what in (("utilization", "utilization"), ("f1", "J&W #1"), ("f2", "J&W #2"),
+                      ("f3", "J&W #3"), ("f4", "J&W #4")):
+        p.append(f"<li><b>{_e(what)}</b>: {_e(METRICS[key])}</li>")
+    p.append("<li><b>seconds</b>: the wall time of the run in its worker process</li></ul>")
     p.append(svg_bars(runs))
     p.append("</section>")
     # footprint over time
