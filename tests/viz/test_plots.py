@@ -3,7 +3,6 @@ there (SVG text); a missing matplotlib or a bad name is one line."""
 
 from __future__ import annotations
 
-import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -101,16 +100,6 @@ def test_compare_figure(trace: str, tmp_path: Path) -> None:
 def test_bad_suffix(run: dict, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"\.png or \.svg"):
         plots.save(plots.footprint_figure(run), tmp_path / "x.jpg")
-
-
-def test_missing_matplotlib(monkeypatch: pytest.MonkeyPatch, trace: str, tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
-    monkeypatch.setitem(sys.modules, "matplotlib", None)
-    with pytest.raises(ConfigError, match=r"memsim\[plot\]"):
-        plots.pyplot()
-    assert cli.main(["plot", trace, "--kind", "footprint", "-o", str(tmp_path / "x.png")]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["memsim: error: matplotlib is not installed: pip install 'memsim[plot]'"]
 
 
 @pytest.mark.parametrize("kind", ["heapmap", "footprint", "compare"])

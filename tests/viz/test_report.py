@@ -299,3 +299,21 @@ def test_report_of_the_largest_corpus_trace(tmp_path: Path,
     assert 50 <= n <= 101
     assert f"{n} snapshots of {calls:,} calls" in page
     assert seconds < 180, f"{seconds:.0f} s (the target on an idle machine is 60 s)"
+
+
+def test_missing_matplotlib(monkeypatch: pytest.MonkeyPatch, small: str, tmp_path: Path,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Pictures need the 'plot' extra; without it, one line names it (the HTML report does
+    not need it)."""
+    import sys
+
+    from memsim.viz import plots
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)
+    with pytest.raises(ConfigError, match=r"memsim\[plot\]"):
+        plots.pyplot()
+    assert cli.main(["plot", small, "--kind", "footprint", "-o", str(tmp_path / "x.png")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["memsim: error: matplotlib is not installed: pip install 'memsim[plot]'"]
+    assert cli.main(["report", small, "-a", "glibc", "-o", str(tmp_path / "r.html"),
+                     "-j", "1"]) == 0
