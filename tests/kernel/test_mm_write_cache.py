@@ -63,6 +63,30 @@ def test_write_munmap_write_is_a_segfault() -> None:
     assert e.value.code == "SEGV_MAPERR"
 
 
+@pytest.mark.parametrize("older", [1, 2, 4, 6])
+def test_an_earlier_cached_range_is_dropped_too(older: int) -> None:
+    mm = new_mm()
+    areas = []
+    for _ in range(older + 1):
+        areas.append(mm.sys_mmap(0, 4 * P, RW, ANON))
+        mm.sys_mmap(0, P, PROT_READ, ANON)       # keep them apart (no merge)
+    for a in areas:
+        mm.write(a, 4 * P)                       # each a range of its own, newest first
+    old = areas[0]
+    remembered = [(mm._wlo, mm._whi), (mm._wlo2, mm._whi2), *mm._wmore]
+    assert any(lo <= old and old + 4 * P <= hi for lo, hi in remembered) == (older <= 5)
+    assert mm.sys_mprotect(old, 4 * P, PROT_READ) == 0
+    with pytest.raises(SegmentationFault) as e:
+        mm.write(old + 8, 8)
+    assert e.value.code == "SEGV_ACCERR"
+    mm.write(areas[-1], 8)
+    assert mm.sys_munmap(areas[-1], 4 * P) == 0
+    if older > 1:
+        mm.write(areas[1], 8)                    # an older one comes back to the front
+    with pytest.raises(SegmentationFault):
+        mm.write(areas[-1] + 8, 8)
+
+
 def test_write_mprotect_read_only_write_is_an_access_error() -> None:
     mm = new_mm()
     a = mm.sys_mmap(0, 4 * P, RW, ANON)

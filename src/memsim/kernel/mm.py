@@ -120,7 +120,8 @@ if TYPE_CHECKING:
 U64 = (1 << 64) - 1
 _PTE_WRITTEN = PTE_A | PTE_D | PTE_W     # a present PTE a store goes through without a fault
 _NO_RANGE = (float("inf"), float("-inf"))   # an empty [lo, hi): no int lies in it
-_NOTE_SPAN = 256                   # PTE extents MM._note_written looks at on each side
+_NOTE_SPAN = 64                    # PTE extents MM._note_written looks at on each side
+_RECALL = 4                        # earlier cached ranges MM.write keeps behind the first
 PAGE_MASK64 = U64 & ~(PAGE_SIZE - 1)
 PMD_SIZE = 2 * MiB
 MAP_TYPE = 0x0F
@@ -217,6 +218,8 @@ class MM:
         self.pt: PageTable = machine.new_page_table(self)
         # [_wlo, _whi): bytes known to take a store without any state change (see write)
         self._wlo, self._whi = _NO_RANGE
+        self._wlo2, self._whi2 = _NO_RANGE          # the one before
+        self._wmore: list[tuple[int, int]] = []     # earlier such ranges, newest last
         self.pt.on_change = self._forget_written
         self._exec_image(populate_image)
 
@@ -1165,9 +1168,15 @@ class MM:
         teardown; mm drops it where VMAs change (``_modify``: vm_flags; unmap, mremap, brk,
         mmap, exit and the OOM kill go through a zap or a move anyway). PTE_W is not lowered
         by mprotect in this model (the VM_WRITE check stands for it), so ``_modify`` must drop
-        it. Writes with ``every`` never take the fastest path.
+        it. Writes with ``every`` never take the fastest path. ``[_wlo2, _whi2)`` and
+        ``_wmore`` keep a few earlier such ranges (same invariant, dropped together): the
+        allocator's stores often alternate between two places (its tcache struct, a chunk).
         """
         if self._wlo <= addr and addr + length <= self._whi and every is None:
+            return
+        if self._wlo2 <= addr and addr + length <= self._whi2 and every is None:
+            return
+        if self._wmore and every is None and self._recall(addr, addr + length):
             return
         v = self._last
         if v is None or addr < v.vm_start or addr + length > v.vm_end:
@@ -1237,10 +1246,35 @@ class MM:
                 lo = wlo                    # type: ignore[assignment]
             if whi > hi:
                 hi = whi                    # type: ignore[assignment]
+        elif wlo <= whi:                                 # the old one moves behind
+            if self._wlo2 <= self._whi2:
+                more = self._wmore
+                more.append((self._wlo2, self._whi2))   # type: ignore[arg-type]
+                if len(more) > _RECALL:
+                    del more[0]
+            self._wlo2, self._whi2 = wlo, whi
         self._wlo, self._whi = lo, hi
+
+    def _recall(self, start: int, end: int) -> bool:
+        """Is ``[start, end)`` inside one of the earlier cached ranges? Then that one becomes
+        the first, the first the second, the second goes behind."""
+        more = self._wmore
+        for k in range(len(more) - 1, -1, -1):
+            lo, hi = more[k]
+            if lo <= start and end <= hi:
+                if self._wlo2 <= self._whi2:
+                    more[k] = (self._wlo2, self._whi2)  # type: ignore[assignment]
+                else:
+                    del more[k]
+                self._wlo2, self._whi2 = self._wlo, self._whi
+                self._wlo, self._whi = lo, hi
+                return True
+        return False
 
     def _forget_written(self) -> None:
         self._wlo, self._whi = _NO_RANGE
+        self._wlo2, self._whi2 = _NO_RANGE
+        self._wmore.clear()
 
     def read(self, addr: int, length: int = 1, every: int | None = None) -> None:
         """The CPU reads ``[addr, addr+length)``: on x86 any of r/w/x permits a read."""
