@@ -35,8 +35,8 @@ DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
 NOT_RUN_COMMANDS = ("record", "verify-kernel", "replay", "check")
 
 INSTALL_COMMAND = "python3 -m venv .venv && .venv/bin/pip install . && .venv/bin/memsim demo"
-TEST_COMMAND = ("python3 -m venv .venv && .venv/bin/pip install -e '.[test]' && "
-                ".venv/bin/python -m pytest")
+TEST_COMMAND = ("apt-get update && apt-get install -y chromium strace && python3 -m venv .venv && "
+                ".venv/bin/pip install -e '.[test,plot,browser]' && .venv/bin/python -m pytest")
 
 _FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^`\n]*)$")
 
