@@ -321,8 +321,157 @@ def demo_json(capsys: pytest.CaptureFixture[str], *extra: str) -> dict:
     return json.loads(out)
 
 
-def test_demo_plain_tells_the_story_and_prints_maps(capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.fixture(scope="module")
+def heap_demo() -> dict:
+    """``memsim demo --json`` (the heap story), run once for the tests below."""
+    from memsim.cli import demo
+
+    with demo.trace_source() as path:
+        story = demo.replay_story(path)
+    return demo.heap_to_json(story)
+
+
+def test_demo_bundles_a_whole_small_recording() -> None:
+    from importlib.resources import files
+
+    from memsim.cli import demo
+    from memsim.trace.replay import iter_calls
+
+    data = files("memsim").joinpath("data", demo.TRACE_FILE)
+    assert data.is_file() and len(data.read_bytes()) < 50 * KiB
+    with demo.trace_source() as path:
+        calls = list(iter_calls(path))
+    assert 1000 <= len(calls) <= 20000
+    live: set[int] = set()
+    for op, a, _b, ret, _tid, _line in calls:     # a whole run: every free is of a live block
+        if op == "f" and a:
+            live.remove(a)
+        elif op == "r":
+            live.discard(a)
+            if ret:
+                live.add(ret)
+        elif op != "f" and ret:
+            live.add(ret)
+
+
+def test_demo_heap_breakdown_adds_up_to_the_heap(heap_demo: dict) -> None:
+    heap = heap_demo["heap"]
+    size = int(heap["brk"], 16) - int(heap["start"], 16)
+    assert size == heap["bytes"] > 0
+    buckets = {b["key"]: b["bytes"] for b in heap["buckets"]}
+    assert all(v >= 0 for v in buckets.values())
+    assert sum(buckets.values()) == size                 # every byte in exactly one bucket
+    assert {"payload", "padding", "rounding", "headers", "metadata", "tcache", "fastbins",
+            "unsorted", "smallbins", "largebins", "top"} == set(buckets)
+    # glibc's own accounting of the same heap (mallinfo2) agrees with the buckets
+    mi = heap_demo["mallinfo2"]
+    free = sum(buckets[k] for k in ("tcache", "fastbins", "unsorted", "smallbins",
+                                    "largebins"))
+    assert mi["arena"] == size
+    assert mi["keepcost"] == buckets["top"] == heap["top_bytes"]
+    # tcache chunks count as in use for mallinfo2 (they are not in av's bins)
+    assert mi["fordblks"] == free - buckets["tcache"] + buckets["top"]
+    assert mi["uordblks"] == size - mi["fordblks"]
+    assert mi["hblks"] == len(heap_demo["mmapped"])
+    assert mi["hblkhd"] == sum(c["mapped"] for c in heap_demo["mmapped"])
+
+
+def test_demo_figures_are_the_models(heap_demo: dict) -> None:
+    from memsim.cli import demo
+    from memsim.trace.replay import replay
+
+    with demo.trace_source() as path:
+        res = replay(path, "glibc")
+    assert heap_demo["calls"] == res.calls
+    assert heap_demo["ops"] == {k: v for k, v in res.ops.items() if v}
+    assert heap_demo["live"] == {"bytes": res.live_bytes, "objects": res.live_objects,
+                                 "peak_bytes": res.peak_live_bytes,
+                                 "peak_objects": res.peak_live_objects}
+    assert heap_demo["heap"]["bytes"] == res.heap_bytes
+    assert heap_demo["heap"]["peak_bytes"] == res.peak_heap_bytes
+    assert heap_demo["rss_anon_kB"] == res.rss_anon_kb
+    # the model is exact on this recording: the same address for every heap pointer
+    exact = heap_demo["exact"]
+    assert exact["same_address"] == exact["heap_pointers"] > 0
+    assert exact["mmapped_in_both"] == exact["mmapped_pointers"]
+    # live bytes = payload in the heap + payload of the mmapped chunks
+    payload = next(b["bytes"] for b in heap_demo["heap"]["buckets"] if b["key"] == "payload")
+    assert payload + sum(c["requested"] for c in heap_demo["mmapped"]) == res.live_bytes
+
+
+def test_demo_resident_pages_come_from_the_page_table(heap_demo: dict) -> None:
+    heap = heap_demo["heap"]
+    assert heap["smaps_kB"]["Size"] * KiB == heap["bytes"]
+    assert heap["smaps_kB"]["Rss"] * KiB == heap["resident_bytes"]
+    assert heap["resident_bytes"] + heap["untouched_bytes"] == heap["bytes"]
+    assert 0 < heap["resident_bytes"] < heap["bytes"]
+    assert heap["top_resident_bytes"] <= heap["top_whole_pages"] * 4096
+    assert heap["free_resident_pages"] <= heap["free_whole_pages"]
+    mapped_res = sum(c["resident"] for c in heap_demo["mmapped"])
+    delta_kb = heap_demo["rss_anon_kB"] - heap_demo["rss_anon_start_kB"]
+    assert delta_kb * KiB == heap["resident_bytes"] + mapped_res
+
+
+def test_demo_text_is_computed_from_the_story(tmp_path: Path) -> None:
+    """Another trace gives another text: nothing in the story is typed in the demo."""
+    import io
+
+    from memsim.cli import demo
+
+    t = tmp_path / "tiny.trace"
+    t.write_text("# memsim-trace v1\n# brk0 0x555555559000\n# program /bin/tiny\n"
+                 "# argv tiny --once\nm 100 0x5555555592a0\nm 300 0x555555559310\n"
+                 "m 200000 0x7ffff7d00010\nf 0x5555555592a0\nr 0x555555559310 5000 "
+                 "0x555555559450\n")
+    story = demo.replay_story(t, name="tiny.trace")
+    assert sum(b.bytes for b in story.heap) == story.heap_bytes
+    assert story.live_bytes == 205000 and story.live_objects == 2
+    assert [c.requested for c in story.mmapped] == [200000]
+    out = io.StringIO()
+    demo.render_heap_plain(story, out)
+    text = out.getvalue()
+    assert "tiny --once" in text and "tiny.trace" in text
+    assert f"{story.heap_bytes:,} bytes" in text and f"{story.live_bytes:,} bytes" in text
+    assert "ls -la" not in text
+
+
+def test_demo_plain_tells_where_the_heap_went(capsys: pytest.CaptureFixture[str],
+                                              heap_demo: dict) -> None:
     status, out, err = run_main(capsys, "demo", "--plain")
+    assert status == 0, err
+    assert err == "" and "\x1b[" not in out
+    for b in heap_demo["heap"]["buckets"]:
+        assert b["label"] in out and f"{b['bytes']:,}" in out
+    assert f"{heap_demo['heap']['bytes']:,}" in out
+    for text in ("ls -la", "Why RSS is not the live bytes", "[heap]", "top", "mmap",
+                 "resident", "--kernel"):
+        assert text in out
+
+
+def test_demo_is_plain_in_a_pipe_by_default(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "demo")
+    assert status == 0
+    assert "\x1b[" not in out and "Why RSS" in out
+    status, out, _ = run_main(capsys, "demo", "--kernel")
+    assert status == 0
+    assert "\x1b[" not in out and "/maps:" in out
+
+
+def test_demo_rich_draws_tables(capsys: pytest.CaptureFixture[str],
+                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_common, "stdout_is_terminal", lambda stream=None: True)
+    status, out, _ = run_main(capsys, "demo")
+    assert status == 0
+    assert ("┃" in out or "│" in out) and "large bins" in out and "Why RSS" in out
+    status, out, _ = run_main(capsys, "demo", "--kernel")
+    assert status == 0
+    assert "┃" in out or "│" in out
+    assert "[heap]" in out and "VmPTE" in out
+
+
+def test_demo_kernel_plain_tells_the_story_and_prints_maps(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_main(capsys, "demo", "--kernel", "--plain")
     assert status == 0, err
     assert err == ""
     for text in ("sbrk(", "mmap(", "VmSize", "VmRSS", "RssAnon", "VmPTE", "zero page",
@@ -331,25 +480,11 @@ def test_demo_plain_tells_the_story_and_prints_maps(capsys: pytest.CaptureFixtur
     assert "\x1b[" not in out
 
 
-def test_demo_is_plain_in_a_pipe_by_default(capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, _ = run_main(capsys, "demo")
-    assert status == 0
-    assert "\x1b[" not in out and "/maps:" in out
-
-
-def test_demo_rich_draws_a_table(capsys: pytest.CaptureFixture[str],
-                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(_common, "stdout_is_terminal", lambda stream=None: True)
-    status, out, _ = run_main(capsys, "demo")
-    assert status == 0
-    assert "┃" in out or "│" in out
-    assert "[heap]" in out and "VmPTE" in out
-
-
 def test_demo_json_shows_address_space_and_rss_diverge(
         capsys: pytest.CaptureFixture[str]) -> None:
     heap, mapping, touch = 256 * KiB, 512 * MiB, 8 * MiB
     data = demo_json(capsys, "--heap", "256k", "--map", "512M", "--touch", "8M")
+    assert data["story"] == "kernel"          # the kernel story's options choose it
     steps = data["steps"]
     assert [s["title"].split()[0] for s in steps] == ["a", "grow", "write", "map", "write",
                                                       "read"]
@@ -373,9 +508,11 @@ def test_demo_json_shows_address_space_and_rss_diverge(
 
 
 def test_demo_machine_is_echoed(capsys: pytest.CaptureFixture[str]) -> None:
-    data = demo_json(capsys, "--ram", "8G")
-    assert data["machine"]["ram_bytes"] == 8 * GiB
-    assert data["machine"]["swap_bytes"] == 0
+    for extra in ((), ("--kernel",)):
+        data = demo_json(capsys, "--ram", "8G", *extra)
+        assert data["story"] == ("kernel" if extra else "heap")
+        assert data["machine"]["ram_bytes"] == 8 * GiB
+        assert data["machine"]["swap_bytes"] == 0
 
 
 @pytest.mark.parametrize("argv", [["--touch", "2G"], ["--map", "0"], ["--heap", "100"]])
@@ -396,7 +533,7 @@ def test_demo_quiz_asks_then_answers(capsys: pytest.CaptureFixture[str]) -> None
     assert "answer: VmSize +2 GiB, VmData +2 GiB, RssAnon unchanged, VmPTE unchanged" in out
 
 
-@pytest.mark.parametrize("argv", [["-c"], ["--quiz", "--json"]])
+@pytest.mark.parametrize("argv", [["-c"], ["--quiz", "--json"], ["--kernel", "-c"]])
 def test_demo_quiz_options_must_make_sense(capsys: pytest.CaptureFixture[str],
                                           argv: list[str]) -> None:
     status, _, err = run_main(capsys, "demo", *argv)
