@@ -746,7 +746,8 @@ def _story_sentences(s: HeapStory) -> dict[str, str]:
                 f"({s.heap_untouched:,} bytes, {top_untouched} of them in top) cost no RAM. "
                 f"The other {s.live_bytes - heap_payload:,} live bytes are not in the heap: "
                 f"a request of M_MMAP_THRESHOLD ({format_size(s.mmap_threshold)}) or more "
-                f"gets its own mapping, resident as far as it is written."),
+                f"that no free chunk or top can hold gets its own mapping, resident as far "
+                f"as it is written."),
         "rss": (f"RssAnon of the process: {s.rss_anon_kb:,} kB, {s.rss_anon_start_kb:,} kB "
                 f"before the first call: +{delta:,} kB = {heap_kb:,} kB of heap + "
                 f"{mapped_kb:,} kB of mmapped chunks"
@@ -754,8 +755,8 @@ def _story_sentences(s: HeapStory) -> dict[str, str]:
     }
     if s.growth:
         steps = " -> ".join(f"{n:,}" for n in s.growth)
-        where = ("the last realloc moved it into its own mapping (a new chunk of "
-                 "M_MMAP_THRESHOLD or more is mmapped)" if s.growth_mmapped
+        where = ("the last realloc moved it into its own mapping (glibc mmaps a chunk of "
+                 "M_MMAP_THRESHOLD or more when the heap has no room for it)" if s.growth_mmapped
                  else "it stayed in the heap")
         out["growth"] = (f"The biggest object grew by realloc: {steps} bytes; {where}. A "
                          f"realloc that cannot grow a chunk in place copies it and frees the "
