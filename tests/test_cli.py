@@ -337,7 +337,7 @@ def test_demo_bundles_a_whole_small_recording() -> None:
     from memsim.cli import demo
     from memsim.trace.replay import iter_calls
 
-    data = files("memsim").joinpath("data", demo.TRACE_FILE)
+    data = files("memsim") / "data" / demo.TRACE_FILE
     assert data.is_file() and len(data.read_bytes()) < 50 * KiB
     with demo.trace_source() as path:
         calls = list(iter_calls(path))

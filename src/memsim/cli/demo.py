@@ -558,7 +558,7 @@ def trace_source() -> Any:
     """A context manager giving the path of the bundled trace."""
     from importlib.resources import as_file, files
 
-    return as_file(files("memsim").joinpath("data", TRACE_FILE))
+    return as_file(files("memsim") / "data" / TRACE_FILE)
 
 
 def replay_story(path: Any, name: str = TRACE_FILE, machine: Machine | None = None
