@@ -14,7 +14,13 @@ import pytest
 
 from memsim.errors import TraceError
 from memsim.oracle import kernel as oracle_kernel
-from memsim.oracle.kernel import RealRunner, _deltas, compile_program, unavailable_reason
+from memsim.oracle.kernel import (
+    COMPARED,
+    RealRunner,
+    _deltas,
+    compile_program,
+    unavailable_reason,
+)
 from memsim.oracle.ops import parse, random_program, random_program_wide
 from memsim.oracle.scenarios import SCENARIOS, max_map_count_program
 
@@ -89,7 +95,10 @@ def test_real_side_is_deterministic(real: RealRunner) -> None:
     program = parse(random_program(seed=7, n_ops=150))
     runs = [real.run(program) for _ in range(3)]
     assert runs[0].outcomes == runs[1].outcomes == runs[2].outcomes
-    assert _deltas(runs[0].snapshots) == _deltas(runs[1].snapshots) == _deltas(runs[2].snapshots)
+    # Only the compared fields: VmHWM is read from approximate per-CPU counters on 6.18, and
+    # VmRSS/RssFile follow the page cache (fault-around), so those may differ run to run.
+    compared = [[{f: d[f] for f in COMPARED} for d in _deltas(run.snapshots)] for run in runs]
+    assert compared[0] == compared[1] == compared[2]
 
 
 @needs_real
