@@ -422,14 +422,21 @@ class SeqFit(ClassicAllocator):
             self._index_add = ix_add                # type: ignore[method-assign]
             self._index_remove = ix_remove          # type: ignore[method-assign]
             self._ix_move = self._ix_merge = ix_move
+            first_fit = fits.first_fit
             if placement == "first":
-                first_fit = fits.first_fit
-
                 def find_first(asize: int) -> int:
                     k = first_fit(asize)
                     return 0 if k is None else k
 
                 self._find = find_first             # type: ignore[method-assign]
+            elif placement == "next":
+                def find_next(asize: int) -> int:
+                    k = first_fit(asize, self.rover)
+                    if k is None:
+                        k = first_fit(asize)
+                    return 0 if k is None else k
+
+                self._find = find_next              # type: ignore[method-assign]
             return
         add, remove = sl.add, sl.remove
         if placement == "best":
@@ -513,8 +520,20 @@ class SeqFit(ClassicAllocator):
             freplace(p, p, size)
 
         def ix_merge(old: int, old_size: int, new: int, size: int) -> None:
-            ix_remove(old, old_size)
-            ix_add(new, size)
+            # Tricky: the merged block is inserted before the old entry is removed. The
+            # merged block is larger than the old one, so with it in the list the removal
+            # never lowers a running maximum it would otherwise have to recompute (for LIFO
+            # the merged block sits in front of everything). The same keys and sizes result;
+            # only the bucket boundaries may differ, which no search can see.
+            p_old = pos.pop(old)
+            del at_pos[p_old]
+            p = next(seq)
+            if lifo:
+                p = _POS_MAX - p
+            pos[new] = p
+            at_pos[p] = new
+            insert(p, size)
+            fremove(p_old)
 
         first_fit = fits.first_fit
         if self.placement == "first":
@@ -758,28 +777,41 @@ class SeqFit(ClassicAllocator):
             prev = fe.get(blk)
         else:
             ns = prev = None
+        af = self.addr_fits                        # FitList calls direct, no closure
         if prev is not None:
             del fe[blk]
             if ns is not None:
                 del fb[nxt]
-                self._index_remove(nxt, ns)
+                if af is not None:
+                    af.remove(nxt)
+                else:
+                    self._index_remove(nxt, ns)
                 size += ns
             ps = fb[prev]
             size += ps
             fb[prev] = size
             fe[prev + size] = prev
-            self._ix_merge(prev, ps, prev, size)
+            if af is not None:
+                af.replace(prev, prev, size)
+            else:
+                self._ix_merge(prev, ps, prev, size)
             blk = prev
         elif ns is not None:
             del fb[nxt]
             size += ns
             fb[blk] = size
             fe[blk + size] = blk
-            self._ix_merge(nxt, ns, blk, size)
+            if af is not None:
+                af.replace(nxt, blk, size)
+            else:
+                self._ix_merge(nxt, ns, blk, size)
         else:
             fb[blk] = size
             fe[blk + size] = blk
-            self._index_add(blk, size)
+            if af is not None:
+                af.insert(blk, size)
+            else:
+                self._index_add(blk, size)
         w = self.w
         hl = self.hdr + self.links
         ff = self.ftr_free
@@ -879,8 +911,16 @@ class SeqFit(ClassicAllocator):
             asize = (size + self.hdr_ftr + a - 1) & -a
             if asize < self.min_block:
                 asize = self.min_block
-            if self.addr_first:
-                blk = self.fits.first_fit(asize) or 0  # type: ignore[union-attr]
+            if self.addr_first:                    # FitList.first_fit(asize), inline
+                af = self.addr_fits
+                pm = af.pmax                       # type: ignore[union-attr]
+                j = bisect_left(pm, asize)
+                blk = 0
+                if j < len(pm):
+                    for i, s in enumerate(af.sizes[j]):  # type: ignore[union-attr]
+                        if s >= asize:
+                            blk = af.keys[j][i]    # type: ignore[union-attr]
+                            break
             else:
                 blk = self._find(asize)
             if blk:
