@@ -69,7 +69,7 @@ the sums; the index's own order and augmentation hold.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from heapq import heapify, heappop, heappush
+from heapq import heapify, heappop, heappush, heapreplace
 from itertools import accumulate, count
 from typing import Any
 
@@ -475,7 +475,17 @@ class SeqFit(ClassicAllocator):
                 pass                               # lazily: the entry goes stale
 
             def ix_move(old: int, old_size: int, new: int, size: int) -> None:
-                ix_add(new, size)
+                # the old entry is stale now; when it is the top (always so when worst fit
+                # splits the block it took), one heapreplace drops it and files the new one
+                # (which live entries the heap holds, and so every search, is unchanged)
+                if heap:
+                    top = heap[0]
+                    if top[1] == old and top[0] == -old_size:
+                        heapreplace(heap, (-size, new))
+                        return
+                heappush(heap, (-size, new))
+                if len(heap) > 2 * len(fb) + 64:
+                    compact()
 
             def find(asize: int) -> int:
                 while heap:
