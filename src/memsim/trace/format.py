@@ -67,7 +67,7 @@ import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import IO, BinaryIO
+from typing import IO, BinaryIO, TypeVar
 
 from memsim.errors import TraceError
 
@@ -89,6 +89,8 @@ BAD_LINE_EXAMPLES = 20
 
 _CHUNK_BYTES = 1 << 20
 _MAX64 = 1 << 64
+
+_R = TypeVar("_R", bound="CallReader")
 
 
 # --- compression ----------------------------------------------------------------------------
@@ -330,7 +332,110 @@ def parse_call_line(line: bytes, lineno: int) -> Call:
     return (op, vals[0], vals[1], vals[2], tid, lineno)
 
 
-class TraceReader:
+class CallReader:
+    """What every trace reader shares: the source, the checks and the bad-line bookkeeping.
+
+    :class:`TraceReader`, :class:`memsim.trace.mtrace.MtraceReader`,
+    :class:`memsim.trace.rep.RepReader` and :class:`memsim.trace.ostep_ops.OstepOpsReader`
+    are all one of these, so callers need not care which format a file is in:
+
+    - opening (``_open_binary``: a path, ``-`` or a binary stream, decompressed by its magic
+      bytes), closing, the context manager;
+    - ``live`` (the :class:`LiveSet` the ``check=True`` consistency test runs on) and
+      :meth:`_check_call`, which turns an inconsistent call into a bad line;
+    - :meth:`_bad`: raise :class:`memsim.errors.TraceError` naming file, line and text, or with
+      ``skip_bad=True`` count it in ``skipped`` (the first :data:`BAD_LINE_EXAMPLES` kept in
+      ``bad_lines`` as ``(lineno, text, why)``) for :meth:`skip_report`;
+    - iterating once (a trace is a stream); a subclass writes ``_calls()``.
+    """
+
+    #: What :meth:`skip_report` calls one bad unit of input.
+    _BAD_UNIT = "line"
+    #: Whether :meth:`skip_report` quotes the bad text after the reason.
+    _REPORT_TEXT = True
+
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, skip_bad: bool = False,
+                 check: bool = True, name: str | None = None) -> None:
+        self.skip_bad = skip_bad
+        self.check = check
+        self.brk0: int | None = None
+        self.calls = 0
+        self.skipped = 0
+        self.bad_lines: list[tuple[int, str, str]] = []
+        self.live = LiveSet()
+        self.lineno = 0
+        self._started = False
+        try:
+            self._stream, self.name, self._owned = _open_binary(source)
+        except OSError as e:
+            raise TraceError(f"cannot open: {e.strerror or e}", os.fspath(source)
+                             if isinstance(source, (str, os.PathLike)) else None) from None
+        if name is not None:
+            self.name = name
+
+    # -- context manager
+    def __enter__(self: _R) -> _R:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._owned:
+            self._stream.close()
+            self._owned = False
+
+    def _error(self, message: str, lineno: int | None = None, line: bytes | None = None) -> None:
+        """Raise the TraceError for ``message`` at ``lineno`` (quoting ``line``)."""
+        text = None if line is None else line.decode("utf-8", "replace").rstrip("\r\n")
+        raise TraceError(message, self.name, lineno, text)
+
+    def _bad(self, message: str, lineno: int, line: bytes | str) -> None:
+        """A bad line: raise, or count it when skipping."""
+        text = line if isinstance(line, str) else \
+            line.decode("utf-8", "replace").rstrip("\r\n")
+        if not self.skip_bad:
+            raise TraceError(message, self.name, lineno, text)
+        self.skipped += 1
+        if len(self.bad_lines) < BAD_LINE_EXAMPLES:
+            self.bad_lines.append((lineno, text, message))
+
+    def _check_call(self, call: Call, lineno: int, line: bytes | str) -> bool:
+        """Apply ``call`` to ``live`` when checking; False (after :meth:`_bad` for ``lineno``,
+        ``line``) when it cannot be right."""
+        if not self.check:
+            return True
+        why = self.live.apply(call[0], call[1], call[2], call[3])
+        if why is None:
+            return True
+        self._bad(why, lineno, line)
+        return False
+
+    def __iter__(self) -> Iterator[Call]:
+        if self._started:
+            raise TraceError("a trace is a stream and can be read once", self.name)
+        self._started = True
+        return self._calls()
+
+    def _calls(self) -> Iterator[Call]:
+        raise NotImplementedError
+
+    def skip_report(self) -> str | None:
+        """One paragraph about skipped lines (None when nothing was skipped)."""
+        if not self.skipped:
+            return None
+        n = self.skipped
+        head = f"{self.name}: skipped {n} bad {self._BAD_UNIT}{'s' if n > 1 else ''}"
+        if self._REPORT_TEXT:
+            examples = "; ".join(f"line {k}: {why}: {text!r}"
+                                 for k, text, why in self.bad_lines[:5])
+        else:
+            examples = "; ".join(f"line {k}: {why}" for k, _text, why in self.bad_lines[:5])
+        more = "" if n <= 5 else f" (and {n - 5} more)"
+        return f"{head}: {examples}{more}"
+
+
+class TraceReader(CallReader):
     """Stream the calls of one memsim-trace v1 file (plain or compressed, or ``-``).
 
     >>> with TraceReader("corpus/sort.trace.zst") as tr:      # doctest: +SKIP
@@ -346,55 +451,15 @@ class TraceReader:
 
     def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, skip_bad: bool = False,
                  check: bool = True, name: str | None = None) -> None:
-        self.skip_bad = skip_bad
-        self.check = check
+        super().__init__(source, skip_bad=skip_bad, check=check, name=name)
         self.meta: dict[str, str] = {}
         self.trailer: dict[str, str] = {}
-        self.brk0: int | None = None
-        self.calls = 0
-        self.skipped = 0
-        self.bad_lines: list[tuple[int, str, str]] = []
-        self.live = LiveSet()
-        self._started = False
-        try:
-            self._stream, self.name, self._owned = _open_binary(source)
-        except OSError as e:
-            raise TraceError(f"cannot open: {e.strerror or e}", os.fspath(source)
-                             if isinstance(source, (str, os.PathLike)) else None) from None
-        if name is not None:
-            self.name = name
-        self.lineno = 0
         self._first: bytes | None = None
         try:
             self._read_header()
         except BaseException:
             self.close()
             raise
-
-    # -- context manager
-    def __enter__(self) -> TraceReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owned:
-            self._stream.close()
-            self._owned = False
-
-    def _error(self, message: str, lineno: int | None = None, line: bytes | None = None) -> None:
-        text = None if line is None else line.decode("utf-8", "replace").rstrip("\r\n")
-        raise TraceError(message, self.name, lineno, text)
-
-    def _bad(self, message: str, lineno: int, line: bytes) -> None:
-        """A bad line: raise, or count it when skipping."""
-        if not self.skip_bad:
-            self._error(message, lineno, line)
-        self.skipped += 1
-        if len(self.bad_lines) < BAD_LINE_EXAMPLES:
-            self.bad_lines.append((lineno, line.decode("utf-8", "replace").rstrip("\r\n"),
-                                   message))
 
     def _readline(self) -> bytes:
         try:
@@ -435,12 +500,6 @@ class TraceReader:
                 continue
             self._first = line
             return
-
-    def __iter__(self) -> Iterator[Call]:
-        if self._started:
-            raise TraceError("a trace is a stream and can be read once", self.name)
-        self._started = True
-        return self._calls()
 
     def _calls(self) -> Iterator[Call]:
         stream = self._stream
@@ -553,16 +612,6 @@ class TraceReader:
             self.lineno = lineno
             self.calls = calls
             self.close()
-
-    def skip_report(self) -> str | None:
-        """One paragraph about skipped lines (None when nothing was skipped)."""
-        if not self.skipped:
-            return None
-        head = f"{self.name}: skipped {self.skipped} bad line{'s' if self.skipped > 1 else ''}"
-        examples = "; ".join(f"line {n}: {why}: {text!r}" for n, text, why in self.bad_lines[:5])
-        more = "" if self.skipped <= 5 else f" (and {self.skipped - 5} more)"
-        return f"{head}: {examples}{more}"
-
 
 def read_trace(source: str | os.PathLike[str] | BinaryIO, **kwargs: bool) -> TraceReader:
     """Open a memsim-trace v1 file; same as ``TraceReader(source, **kwargs)``."""
@@ -734,8 +783,9 @@ def is_memsim_trace(path: str | os.PathLike[str]) -> bool:
 
 
 __all__ = [
-    "BAD_LINE_EXAMPLES", "Call", "F_A", "F_B", "F_LINENO", "F_OP", "F_RET", "F_TID", "LiveSet",
-    "MAGIC", "OPS", "OP_CALLOC", "OP_FREE", "OP_MALLOC", "OP_MEMALIGN", "OP_PVALLOC",
-    "OP_REALLOC", "OP_VALLOC", "TraceReader", "TraceWriter", "compression_for_name",
-    "detect_compression", "is_memsim_trace", "parse_call_line", "read_trace", "write_trace",
+    "BAD_LINE_EXAMPLES", "Call", "CallReader", "F_A", "F_B", "F_LINENO", "F_OP", "F_RET",
+    "F_TID", "LiveSet", "MAGIC", "OPS", "OP_CALLOC", "OP_FREE", "OP_MALLOC", "OP_MEMALIGN",
+    "OP_PVALLOC", "OP_REALLOC", "OP_VALLOC", "TraceReader", "TraceWriter",
+    "compression_for_name", "detect_compression", "is_memsim_trace", "parse_call_line",
+    "read_trace", "write_trace",
 ]

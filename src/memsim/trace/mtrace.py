@@ -38,14 +38,7 @@ from collections.abc import Iterator
 from typing import BinaryIO
 
 from memsim.errors import TraceError
-from memsim.trace.format import (
-    BAD_LINE_EXAMPLES,
-    Call,
-    LiveSet,
-    _describe_read_error,
-    _open_binary,
-    _show,
-)
+from memsim.trace.format import Call, CallReader, _describe_read_error, _show
 
 _MAX64 = 1 << 64
 
@@ -80,60 +73,19 @@ def looks_like_mtrace(first_line: bytes) -> bool:
         parts[1][:2] in (b"0x", b"(n")
 
 
-class MtraceReader:
+class MtraceReader(CallReader):
     """Stream the calls of a glibc mtrace log (plain or compressed, or ``-``)."""
 
     def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, skip_bad: bool = False,
                  check: bool = True, name: str | None = None) -> None:
-        self.skip_bad = skip_bad
-        self.check = check
+        super().__init__(source, skip_bad=skip_bad, check=check, name=name)
         self.meta: dict[str, str] = {"format": "mtrace"}
         self.trailer: dict[str, str] = {}
-        self.brk0: int | None = None
-        self.calls = 0
-        self.skipped = 0
-        self.bad_lines: list[tuple[int, str, str]] = []
-        self.live = LiveSet()
         self.sessions = 0          # "= Start" lines seen
-        self.lineno = 0
-        self._started = False
-        try:
-            self._stream, self.name, self._owned = _open_binary(source)
-        except OSError as e:
-            raise TraceError(f"cannot open: {e.strerror or e}", os.fspath(source)
-                             if isinstance(source, (str, os.PathLike)) else None) from None
-        if name is not None:
-            self.name = name
-
-    def __enter__(self) -> MtraceReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owned:
-            self._stream.close()
-            self._owned = False
-
-    def _bad(self, message: str, lineno: int, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").rstrip("\r\n")
-        if not self.skip_bad:
-            raise TraceError(message, self.name, lineno, text)
-        self.skipped += 1
-        if len(self.bad_lines) < BAD_LINE_EXAMPLES:
-            self.bad_lines.append((lineno, text, message))
-
-    def __iter__(self) -> Iterator[Call]:
-        if self._started:
-            raise TraceError("a trace is a stream and can be read once", self.name)
-        self._started = True
-        return self._calls()
 
     def _calls(self) -> Iterator[Call]:
         lineno = 0
         pending_old: tuple[int, int, bytes] | None = None   # (old ptr, lineno, line) of a '<'
-        apply = self.live.apply
         try:
             while True:
                 try:
@@ -186,11 +138,8 @@ class MtraceReader:
                 except ValueError as e:
                     self._bad(str(e), lineno, line)
                     continue
-                if self.check:
-                    why = apply(call[0], call[1], call[2], call[3])
-                    if why is not None:
-                        self._bad(why, lineno, line)
-                        continue
+                if not self._check_call(call, lineno, line):
+                    continue
                 self.calls += 1
                 yield call
             if pending_old is not None:
@@ -198,15 +147,6 @@ class MtraceReader:
                           pending_old[2])
         finally:
             self.close()
-
-    def skip_report(self) -> str | None:
-        """One paragraph about skipped lines (None when nothing was skipped)."""
-        if not self.skipped:
-            return None
-        head = f"{self.name}: skipped {self.skipped} bad line{'s' if self.skipped > 1 else ''}"
-        examples = "; ".join(f"line {n}: {why}: {text!r}" for n, text, why in self.bad_lines[:5])
-        more = "" if self.skipped <= 5 else f" (and {self.skipped - 5} more)"
-        return f"{head}: {examples}{more}"
 
 
 __all__ = ["MtraceReader", "looks_like_mtrace"]

@@ -22,8 +22,7 @@ import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from memsim.errors import TraceError
-from memsim.trace.format import BAD_LINE_EXAMPLES, Call, LiveSet, _open_binary
+from memsim.trace.format import Call, CallReader
 from memsim.trace.rep import synthetic_pointer
 
 __all__ = ["OstepOpsReader", "looks_like_ostep_ops", "parse_ops_text"]
@@ -45,52 +44,17 @@ def parse_ops_text(text: str, name: str = "<-A>") -> list[Call]:
     return list(reader)
 
 
-class OstepOpsReader:
+class OstepOpsReader(CallReader):
     """Stream an op list as :data:`Call` records (the TraceReader interface: ``meta``,
     ``brk0`` (None), ``calls``, ``skipped``, ``skip_report()``)."""
 
+    _BAD_UNIT = "element"
+    _REPORT_TEXT = False
+
     def __init__(self, source: str | os.PathLike[str] | BinaryIO, *, skip_bad: bool = False,
                  check: bool = True, name: str | None = None) -> None:
-        self.skip_bad = skip_bad
-        self.check = check
+        super().__init__(source, skip_bad=skip_bad, check=check, name=name)
         self.meta: dict[str, str] = {"format": "ostep-ops"}
-        self.brk0: int | None = None
-        self.calls = 0
-        self.skipped = 0
-        self.bad_lines: list[tuple[int, str, str]] = []
-        self.live = LiveSet()
-        self._started = False
-        try:
-            self._stream, self.name, self._owned = _open_binary(source)
-        except OSError as e:
-            raise TraceError(f"cannot open: {e.strerror or e}", os.fspath(source)
-                             if isinstance(source, (str, os.PathLike)) else None) from None
-        if name is not None:
-            self.name = name
-
-    def __enter__(self) -> OstepOpsReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owned:
-            self._stream.close()
-            self._owned = False
-
-    def _bad(self, message: str, lineno: int, text: str) -> None:
-        if not self.skip_bad:
-            raise TraceError(message, self.name, lineno, text)
-        self.skipped += 1
-        if len(self.bad_lines) < BAD_LINE_EXAMPLES:
-            self.bad_lines.append((lineno, text, message))
-
-    def __iter__(self) -> Iterator[Call]:
-        if self._started:
-            raise TraceError("a trace is a stream and can be read once", self.name)
-        self._started = True
-        return self._calls()
 
     def _calls(self) -> Iterator[Call]:
         nallocs = 0
@@ -126,13 +90,3 @@ class OstepOpsReader:
                     yield call
         finally:
             self.close()
-
-    def skip_report(self) -> str | None:
-        """One paragraph about skipped elements (None when nothing was skipped)."""
-        if not self.skipped:
-            return None
-        head = f"{self.name}: skipped {self.skipped} bad element" \
-               f"{'s' if self.skipped > 1 else ''}"
-        examples = "; ".join(f"line {n}: {why}" for n, _text, why in self.bad_lines[:5])
-        more = "" if self.skipped <= 5 else f" (and {self.skipped - 5} more)"
-        return f"{head}: {examples}{more}"

@@ -57,7 +57,7 @@ from dataclasses import dataclass
 from typing import BinaryIO
 
 from memsim.errors import TraceError
-from memsim.trace.format import BAD_LINE_EXAMPLES, Call, LiveSet, _open_binary
+from memsim.trace.format import Call, CallReader
 
 __all__ = ["SYNTHETIC_BASE", "RepHeader", "RepReader", "looks_like_rep", "pointer_id",
            "synthetic_pointer", "write_rep"]
@@ -106,7 +106,7 @@ class RepHeader:
     data_bytes: int | None = None       # cmu only: the trace's peak payload
 
 
-class RepReader:
+class RepReader(CallReader):
     """Stream the requests of a ``.rep`` trace as memsim :data:`Call` records.
 
     Has the interface of :class:`memsim.trace.format.TraceReader` (``meta``, ``brk0`` (None),
@@ -118,24 +118,9 @@ class RepReader:
                  skip_bad: bool = False, check: bool = True, name: str | None = None) -> None:
         if variant not in VARIANTS:
             raise ValueError(f"unknown .rep variant {variant!r} (use {', '.join(VARIANTS)})")
-        self.skip_bad = skip_bad
-        self.check = check
-        self.brk0: int | None = None
-        self.calls = 0
-        self.skipped = 0
-        self.bad_lines: list[tuple[int, str, str]] = []
-        self.live = LiveSet()
-        self.lineno = 0
         self.peak_payload = 0
-        self._started = False
         self._pending: bytes | None = None
-        try:
-            self._stream, self.name, self._owned = _open_binary(source)
-        except OSError as e:
-            raise TraceError(f"cannot open: {e.strerror or e}", os.fspath(source)
-                             if isinstance(source, (str, os.PathLike)) else None) from None
-        if name is not None:
-            self.name = name
+        super().__init__(source, skip_bad=skip_bad, check=check, name=name)
         try:
             self.header = self._read_header(variant)
         except BaseException:
@@ -151,29 +136,6 @@ class RepReader:
         if h.sugg_heapsize is not None:
             self.meta["rep_sugg_heapsize"] = str(h.sugg_heapsize)
 
-    def __enter__(self) -> RepReader:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._owned:
-            self._stream.close()
-            self._owned = False
-
-    def _fail(self, message: str, lineno: int | None = None, line: bytes | None = None) -> None:
-        text = None if line is None else line.decode("utf-8", "replace").rstrip("\r\n")
-        raise TraceError(message, self.name, lineno, text)
-
-    def _bad(self, message: str, lineno: int, line: bytes) -> None:
-        text = line.decode("utf-8", "replace").rstrip("\r\n")
-        if not self.skip_bad:
-            raise TraceError(message, self.name, lineno, text)
-        self.skipped += 1
-        if len(self.bad_lines) < BAD_LINE_EXAMPLES:
-            self.bad_lines.append((lineno, text, message))
-
     def _next_line(self) -> bytes | None:
         """The next non-blank line (stripped), counting line numbers; None at the end."""
         if self._pending is not None:
@@ -183,7 +145,7 @@ class RepReader:
             try:
                 line = self._stream.readline()
             except (EOFError, OSError, ValueError) as e:
-                self._fail(f"cannot read: {e}", self.lineno + 1)
+                self._error(f"cannot read: {e}", self.lineno + 1)
                 raise AssertionError("unreachable") from None
             if not line:
                 return None
@@ -191,7 +153,7 @@ class RepReader:
             s = line.strip()
             if s:
                 if b"\0" in s:
-                    self._fail("binary data: not a .rep trace", self.lineno)
+                    self._error("binary data: not a .rep trace", self.lineno)
                 return s
 
     def _read_header(self, variant: str) -> RepHeader:
@@ -201,7 +163,7 @@ class RepReader:
         for i in range(4):
             s = self._next_line()
             if s is None:
-                self._fail(f"the .rep header ends early: {what[i]} is missing "
+                self._error(f"the .rep header ends early: {what[i]} is missing "
                            f"(a .rep trace starts with 4 numbers)", self.lineno + 1)
                 raise AssertionError("unreachable")
             if i == 2 and s[:1] in (b"a", b"r", b"f") and variant in ("auto", "short"):
@@ -209,32 +171,25 @@ class RepReader:
                 self._pending = s
                 return RepHeader("short", nums[0], nums[1], 1)
             if not s.isdigit():
-                self._fail(f"the .rep header needs a number here ({what[i]})", self.lineno, s)
+                self._error(f"the .rep header needs a number here ({what[i]})", self.lineno, s)
             nums.append(int(s))
         if variant == "short":
-            self._fail("a two-number .rep header (num_ids, num_ops) was asked for, this one "
+            self._error("a two-number .rep header (num_ids, num_ops) was asked for, this one "
                        "has four numbers", self.lineno)
         h0, num_ids, num_ops, h3 = nums
         if variant == "auto":
             variant = "cmu" if h0 <= 3 and h3 > 3 else "classic"
         if variant == "cmu":
             if h0 > 3:
-                self._fail(f"CMU .rep weight must be 0..3, not {h0}", self.lineno - 3)
+                self._error(f"CMU .rep weight must be 0..3, not {h0}", self.lineno - 3)
             return RepHeader("cmu", num_ids, num_ops, h0, data_bytes=h3)
         return RepHeader("classic", num_ids, num_ops, h3, sugg_heapsize=h0)
-
-    def __iter__(self) -> Iterator[Call]:
-        if self._started:
-            raise TraceError("a trace is a stream and can be read once", self.name)
-        self._started = True
-        return self._calls()
 
     def _calls(self) -> Iterator[Call]:
         cmu = self.header.variant == "cmu"
         size_max = (1 << 64) - 1 if cmu else (1 << 32) - 1
         gen: dict[int, int] = {}            # id -> generation of its current pointer
         live: dict[int, int] = {}           # id -> requested size, while live
-        apply = self.live.apply
         payload = peak = 0
         nops = 0
         max_id = -1
@@ -315,35 +270,23 @@ class RepReader:
                     continue
                 if payload > peak:
                     peak = payload
-                if self.check:
-                    why = apply(call[0], call[1], call[2], call[3])
-                    if why is not None:
-                        self._bad(why, lineno, s)
-                        continue
+                if not self._check_call(call, lineno, s):
+                    continue
                 self.calls += 1
                 yield call
             self.peak_payload = peak
             h = self.header
             if nops != h.num_ops:
-                self._fail(f"the header says {h.num_ops} requests, the trace has {nops}",
+                self._error(f"the header says {h.num_ops} requests, the trace has {nops}",
                            self.lineno)
             if nops and max_id != h.num_ids - 1 and not (max_id == -1 and h.num_ids == 0):
-                self._fail(f"the header says {h.num_ids} block ids, the largest id used is "
+                self._error(f"the header says {h.num_ids} block ids, the largest id used is "
                            f"{max_id} (mdriver requires num_ids - 1)", self.lineno)
             if h.data_bytes is not None and h.data_bytes != peak and not self.skipped:
-                self._fail(f"the header's peak payload is {h.data_bytes} bytes, the requests "
+                self._error(f"the header's peak payload is {h.data_bytes} bytes, the requests "
                            f"reach {peak}", self.lineno)
         finally:
             self.close()
-
-    def skip_report(self) -> str | None:
-        """One paragraph about skipped lines (None when nothing was skipped)."""
-        if not self.skipped:
-            return None
-        head = f"{self.name}: skipped {self.skipped} bad line{'s' if self.skipped > 1 else ''}"
-        examples = "; ".join(f"line {n}: {why}: {text!r}" for n, text, why in self.bad_lines[:5])
-        more = "" if self.skipped <= 5 else f" (and {self.skipped - 5} more)"
-        return f"{head}: {examples}{more}"
 
 
 def write_rep(target: str | os.PathLike[str] | BinaryIO, calls: Iterable[Call], *,
