@@ -237,8 +237,10 @@ class ClassicAllocator(Allocator):
 
     def calloc(self, nmemb: int, size: int) -> int:
         """``calloc``: malloc, then clear the requested bytes (fresh mmaps are zero already)."""
-        _size_arg(nmemb, "calloc")
-        _size_arg(size, "calloc")
+        if type(nmemb) is not int or type(size) is not int or \
+                not 0 <= nmemb <= SIZE_MAX or not 0 <= size <= SIZE_MAX:
+            _size_arg(nmemb, "calloc")             # raises for whichever is not a size_t
+            _size_arg(size, "calloc")
         n = nmemb * size
         if n > PTRDIFF_MAX:
             self.errno = ENOMEM
@@ -251,7 +253,8 @@ class ClassicAllocator(Allocator):
     def realloc(self, ptr: int, size: int) -> int:
         """``realloc``: in place when the policy can, else malloc + copy + free. ``realloc(p,
         0)`` frees and returns NULL (glibc's behaviour); on failure ``ptr`` is untouched."""
-        _size_arg(size, "realloc")
+        if type(size) is not int or not 0 <= size <= SIZE_MAX:
+            _size_arg(size, "realloc")
         if not ptr:
             return self.malloc(size)
         if size == 0:

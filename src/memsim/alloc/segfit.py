@@ -50,7 +50,7 @@ from sortedcontainers import SortedList
 
 from memsim.alloc.base import HeapUsage, register
 from memsim.alloc.classic import ClassicAllocator, option_error, power_of_two
-from memsim.alloc.seqfit import SeqFit
+from memsim.alloc.seqfit import SeqFit, _sl_replace
 from memsim.kernel.abi import Syscalls
 from memsim.units import PAGE_SIZE, KiB
 
@@ -106,9 +106,42 @@ class SegFit(SeqFit):
         return self.nexact + (e - self.small_log) * PER_DOUBLING + ((size >> (e - 2)) & 3)
 
     def _move(self, old: int, old_size: int, new: int, size: int) -> None:
-        """A block changed address and/or size: refile it."""
-        self._index_remove(old, old_size)
-        self._index_add(new, size)
+        """A block changed address and/or size: refile it. Within one class (the common
+        case: a split of, or a merge into, a large block) the entry is replaced where it
+        is: an exact class's dict gets the new block last (as remove + add would), a range
+        class's sorted list is updated in place when the rank allows; the binmap stays."""
+        sm = self.small_max
+        sh = self.step_shift
+        c = size >> sh if size < sm else self.class_of(size)
+        c_old = old_size >> sh if old_size < sm else self.class_of(old_size)
+        if c == c_old:
+            if c < self.nexact:
+                d = self.exact[c]
+                del d[old]
+                d[new] = None
+            else:
+                _sl_replace(self.ranges[c], (old_size << _SHIFT) | old, (size << _SHIFT) | new)
+            return
+        # _index_remove(old, old_size), then _index_add(new, size), inline
+        nexact = self.nexact
+        if c_old < nexact:
+            d = self.exact[c_old]
+            del d[old]
+            if not d:
+                self.binmap &= ~(1 << c_old)
+        else:
+            sl = self.ranges[c_old]
+            sl.remove((old_size << _SHIFT) | old)
+            if not sl:
+                self.binmap &= ~(1 << c_old)
+        if c < nexact:
+            self.exact[c][new] = None
+        else:
+            sl = self.ranges.get(c)
+            if sl is None:
+                sl = self.ranges[c] = SortedList()
+            sl.add((size << _SHIFT) | new)
+        self.binmap |= 1 << c
 
     def _index_add(self, blk: int, size: int) -> None:
         c = size >> self.step_shift if size < self.small_max else self.class_of(size)
@@ -135,7 +168,7 @@ class SegFit(SeqFit):
             self.binmap &= ~(1 << c)
 
     def _find(self, asize: int) -> int:
-        c = self.class_of(asize)
+        c = asize >> self.step_shift if asize < self.small_max else self.class_of(asize)
         bits = self.binmap >> c
         if not bits:
             return 0
