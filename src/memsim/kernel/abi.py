@@ -90,6 +90,70 @@ def errno_name(code: int) -> str:
     return _errno.errorcode.get(abs(code), f"E{abs(code)}")
 
 
+# --- flag names, as strace 6.1 prints them ---------------------------------------------------
+# One table per argument; the formatters below are what logs and messages use.
+
+_PROT_NAMES = ((PROT_READ, "PROT_READ"), (PROT_WRITE, "PROT_WRITE"), (PROT_EXEC, "PROT_EXEC"),
+               (0x8, "PROT_SEM"), (0x01000000, "PROT_GROWSDOWN"), (0x02000000, "PROT_GROWSUP"))
+
+#: mmap flag bits after the map type, in the order strace 6.1 prints them (its mmap_flags
+#: table; observed: MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE|MAP_GROWSDOWN|MAP_STACK).
+_MAP_FLAG_NAMES = (
+    (MAP_FIXED, "MAP_FIXED"), (MAP_ANONYMOUS, "MAP_ANONYMOUS"), (0x40, "MAP_32BIT"),
+    (MAP_NORESERVE, "MAP_NORESERVE"), (MAP_POPULATE, "MAP_POPULATE"),
+    (0x10000, "MAP_NONBLOCK"), (MAP_GROWSDOWN, "MAP_GROWSDOWN"),
+    (0x800, "MAP_DENYWRITE"), (0x1000, "MAP_EXECUTABLE"), (0x2000, "MAP_LOCKED"),
+    (MAP_STACK, "MAP_STACK"), (0x40000, "MAP_HUGETLB"), (0x80000, "MAP_SYNC"),
+    (MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"), (0x4000000, "MAP_UNINITIALIZED"))
+_MAP_TYPE_NAMES = {MAP_SHARED: "MAP_SHARED", MAP_PRIVATE: "MAP_PRIVATE",
+                   0x3: "MAP_SHARED_VALIDATE"}
+_MAP_TYPE_MASK = 0xF
+_MREMAP_NAMES = ((MREMAP_MAYMOVE, "MREMAP_MAYMOVE"), (MREMAP_FIXED, "MREMAP_FIXED"),
+                 (MREMAP_DONTUNMAP, "MREMAP_DONTUNMAP"))
+_MADV_NAMES = {
+    0: "MADV_NORMAL", 1: "MADV_RANDOM", 2: "MADV_SEQUENTIAL", 3: "MADV_WILLNEED",
+    4: "MADV_DONTNEED", 8: "MADV_FREE", 9: "MADV_REMOVE", 10: "MADV_DONTFORK",
+    11: "MADV_DOFORK", 12: "MADV_MERGEABLE", 13: "MADV_UNMERGEABLE", 14: "MADV_HUGEPAGE",
+    15: "MADV_NOHUGEPAGE", 16: "MADV_DONTDUMP", 17: "MADV_DODUMP", 18: "MADV_WIPEONFORK",
+    19: "MADV_KEEPONFORK", 20: "MADV_COLD", 21: "MADV_PAGEOUT", 22: "MADV_POPULATE_READ",
+    23: "MADV_POPULATE_WRITE", 24: "MADV_DONTNEED_LOCKED", 25: "MADV_COLLAPSE"}
+
+
+def _bit_names(value: int, table: tuple[tuple[int, str], ...]) -> list[str]:
+    """The names of the bits of ``value`` in ``table`` order, leftover bits as one hex number."""
+    names = []
+    for bit, name in table:
+        if value & bit:
+            names.append(name)
+            value &= ~bit
+    if value:
+        names.append(f"{value:#x}")
+    return names
+
+
+def prot_names(prot: int) -> str:
+    """``3`` -> ``"PROT_READ|PROT_WRITE"``; ``0`` -> ``"PROT_NONE"``."""
+    return "|".join(_bit_names(prot, _PROT_NAMES)) or "PROT_NONE"
+
+
+def map_flag_names(flags: int) -> str:
+    """``0x22`` -> ``"MAP_PRIVATE|MAP_ANONYMOUS"`` (the map type first, then strace's order)."""
+    kind = flags & _MAP_TYPE_MASK
+    names = [_MAP_TYPE_NAMES.get(kind, f"{kind:#x}")] if kind else []
+    names += _bit_names(flags & ~_MAP_TYPE_MASK, _MAP_FLAG_NAMES)
+    return "|".join(names) or "0"
+
+
+def mremap_flag_names(flags: int) -> str:
+    """``3`` -> ``"MREMAP_MAYMOVE|MREMAP_FIXED"``; ``0`` -> ``"0"``."""
+    return "|".join(_bit_names(flags, _MREMAP_NAMES)) or "0"
+
+
+def madvise_name(advice: int) -> str:
+    """``4`` -> ``"MADV_DONTNEED"`` (an unknown advice as its number)."""
+    return _MADV_NAMES.get(advice, str(advice))
+
+
 @runtime_checkable
 class Syscalls(Protocol):
     """What an allocator may ask of the kernel. See the module docstring for the contract."""

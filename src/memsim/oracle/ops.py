@@ -37,21 +37,27 @@ import re
 from dataclasses import dataclass, field
 
 from memsim.errors import TraceError
+from memsim.kernel.abi import (
+    MAP_ANONYMOUS,
+    MAP_FIXED,
+    MAP_FIXED_NOREPLACE,
+    MAP_GROWSDOWN,
+    MAP_NORESERVE,
+    MAP_POPULATE,
+    MAP_PRIVATE,
+    MAP_SHARED,
+    MAP_STACK,
+    MREMAP_DONTUNMAP,
+    MREMAP_FIXED,
+    MREMAP_MAYMOVE,
+    PROT_EXEC,
+    PROT_READ,
+    PROT_WRITE,
+)
 
-# Linux x86-64 values (uapi mman-common.h, resource.h)
-PROT_BITS = {"r": 0x1, "w": 0x2, "x": 0x4}
-MAP_SHARED = 0x01
-MAP_PRIVATE = 0x02
-MAP_FIXED = 0x10
-MAP_ANONYMOUS = 0x20
-MAP_GROWSDOWN = 0x0100
-MAP_NORESERVE = 0x4000
-MAP_POPULATE = 0x8000
-MAP_STACK = 0x20000
-MAP_FIXED_NOREPLACE = 0x100000
-MREMAP_MAYMOVE = 1
-MREMAP_FIXED = 2
-MREMAP_DONTUNMAP = 4
+# Linux x86-64 values (uapi mman-common.h, resource.h; the MAP_*/MREMAP_* names come from
+# memsim.kernel.abi, and are imported from here by memsim.oracle.kernel)
+PROT_BITS = {"r": PROT_READ, "w": PROT_WRITE, "x": PROT_EXEC}
 ADVICE = {"normal": 0, "random": 1, "sequential": 2, "willneed": 3, "dontneed": 4, "free": 8,
           "hugepage": 14, "nohugepage": 15, "cold": 20, "pageout": 21, "populate_read": 22,
           "populate_write": 23, "collapse": 25}

@@ -33,24 +33,15 @@ import os
 from typing import IO
 
 from memsim.kernel.abi import (
-    MAP_ANONYMOUS,
-    MAP_FIXED,
-    MAP_FIXED_NOREPLACE,
-    MAP_GROWSDOWN,
-    MAP_NORESERVE,
-    MAP_POPULATE,
-    MAP_PRIVATE,
-    MAP_SHARED,
-    MAP_STACK,
     MREMAP_DONTUNMAP,
     MREMAP_FIXED,
-    MREMAP_MAYMOVE,
-    PROT_EXEC,
-    PROT_READ,
-    PROT_WRITE,
     Syscalls,
     errno_name,
+    madvise_name,
+    mremap_flag_names,
+    prot_names,
 )
+from memsim.kernel.abi import map_flag_names as mmap_flags
 from memsim.units import PAGE_SIZE
 
 __all__ = ["SYSCALL_NAMES", "SyscallLog", "format_call", "mmap_flags", "prot_names"]
@@ -60,51 +51,6 @@ SYSCALL_NAMES: tuple[str, ...] = ("brk", "mmap", "munmap", "mremap", "mprotect",
 
 #: strace's result column (``tabto(acolumn)`` with the default -a 40).
 RESULT_COLUMN = 40
-
-_PROT = ((PROT_READ, "PROT_READ"), (PROT_WRITE, "PROT_WRITE"), (PROT_EXEC, "PROT_EXEC"),
-         (0x8, "PROT_SEM"), (0x01000000, "PROT_GROWSDOWN"), (0x02000000, "PROT_GROWSUP"))
-
-#: mmap flag bits after the map type, in the order strace 6.1 prints them (its mmap_flags
-#: table; observed: MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE|MAP_GROWSDOWN|MAP_STACK).
-_MAP_FLAGS = ((MAP_FIXED, "MAP_FIXED"), (MAP_ANONYMOUS, "MAP_ANONYMOUS"), (0x40, "MAP_32BIT"),
-              (MAP_NORESERVE, "MAP_NORESERVE"), (MAP_POPULATE, "MAP_POPULATE"),
-              (0x10000, "MAP_NONBLOCK"), (MAP_GROWSDOWN, "MAP_GROWSDOWN"),
-              (0x800, "MAP_DENYWRITE"), (0x1000, "MAP_EXECUTABLE"), (0x2000, "MAP_LOCKED"),
-              (MAP_STACK, "MAP_STACK"), (0x40000, "MAP_HUGETLB"), (0x80000, "MAP_SYNC"),
-              (MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"), (0x4000000, "MAP_UNINITIALIZED"))
-_MAP_TYPES = {MAP_SHARED: "MAP_SHARED", MAP_PRIVATE: "MAP_PRIVATE", 0x3: "MAP_SHARED_VALIDATE"}
-_MREMAP = ((MREMAP_MAYMOVE, "MREMAP_MAYMOVE"), (MREMAP_FIXED, "MREMAP_FIXED"),
-           (MREMAP_DONTUNMAP, "MREMAP_DONTUNMAP"))
-_MADV = {0: "MADV_NORMAL", 1: "MADV_RANDOM", 2: "MADV_SEQUENTIAL", 3: "MADV_WILLNEED",
-         4: "MADV_DONTNEED", 8: "MADV_FREE", 9: "MADV_REMOVE", 10: "MADV_DONTFORK",
-         11: "MADV_DOFORK", 12: "MADV_MERGEABLE", 13: "MADV_UNMERGEABLE", 14: "MADV_HUGEPAGE",
-         15: "MADV_NOHUGEPAGE", 16: "MADV_DONTDUMP", 17: "MADV_DODUMP", 18: "MADV_WIPEONFORK",
-         19: "MADV_KEEPONFORK", 20: "MADV_COLD", 21: "MADV_PAGEOUT", 22: "MADV_POPULATE_READ",
-         23: "MADV_POPULATE_WRITE", 24: "MADV_DONTNEED_LOCKED", 25: "MADV_COLLAPSE"}
-
-
-def _bits(value: int, table: tuple[tuple[int, str], ...]) -> list[str]:
-    names = []
-    for bit, name in table:
-        if value & bit:
-            names.append(name)
-            value &= ~bit
-    if value:
-        names.append(f"{value:#x}")
-    return names
-
-
-def prot_names(prot: int) -> str:
-    """``3`` -> ``"PROT_READ|PROT_WRITE"``; ``0`` -> ``"PROT_NONE"``."""
-    return "|".join(_bits(prot, _PROT)) or "PROT_NONE"
-
-
-def mmap_flags(flags: int) -> str:
-    """``0x22`` -> ``"MAP_PRIVATE|MAP_ANONYMOUS"`` (strace's order)."""
-    kind = flags & 0xF
-    names = [_MAP_TYPES.get(kind, f"{kind:#x}")] if kind else []
-    names += _bits(flags & ~0xF, _MAP_FLAGS)
-    return "|".join(names) or "0"
 
 
 def _ptr(addr: int) -> str:
@@ -229,7 +175,7 @@ class SyscallLog:
                 self._remove_range(old_addr, (old_len + PAGE_SIZE - 1) & ~(PAGE_SIZE - 1))
             self._add_map(r, new_len)
         if self.out is not None:
-            names = "|".join(_bits(flags, _MREMAP)) or "0"
+            names = mremap_flag_names(flags)
             extra = f", {_ptr(new_addr)}" if flags & MREMAP_FIXED else ""
             self._emit(f"mremap({_ptr(old_addr)}, {old_len}, {new_len}, {names}{extra})",
                        _result(r, True))
@@ -253,7 +199,7 @@ class SyscallLog:
         if r < 0:
             self.failed += 1
         if self.out is not None:
-            self._emit(f"madvise({_ptr(addr)}, {length}, {_MADV.get(advice, str(advice))})",
+            self._emit(f"madvise({_ptr(addr)}, {length}, {madvise_name(advice)})",
                        _result(r, False))
         return r
 
