@@ -42,6 +42,9 @@ PROT_NONE = 0x0
 PROT_READ = 0x1
 PROT_WRITE = 0x2
 PROT_EXEC = 0x4
+PROT_SEM = 0x8
+PROT_GROWSDOWN = 0x01000000
+PROT_GROWSUP = 0x02000000
 
 # --- mmap flags (mman-common.h, x86) ------------------------------------------------------
 MAP_SHARED = 0x01
@@ -53,6 +56,11 @@ MAP_NORESERVE = 0x4000
 MAP_POPULATE = 0x8000
 MAP_STACK = 0x20000
 MAP_FIXED_NOREPLACE = 0x100000
+MAP_TYPE = 0x0F                 # the map-type field (MAP_SHARED, MAP_PRIVATE, ...)
+MAP_32BIT = 0x40
+MAP_LOCKED = 0x2000
+MAP_NONBLOCK = 0x10000
+MAP_HUGETLB = 0x40000
 
 # --- mremap flags ---------------------------------------------------------------------------
 MREMAP_MAYMOVE = 1
@@ -94,20 +102,20 @@ def errno_name(code: int) -> str:
 # One table per argument; the formatters below are what logs and messages use.
 
 _PROT_NAMES = ((PROT_READ, "PROT_READ"), (PROT_WRITE, "PROT_WRITE"), (PROT_EXEC, "PROT_EXEC"),
-               (0x8, "PROT_SEM"), (0x01000000, "PROT_GROWSDOWN"), (0x02000000, "PROT_GROWSUP"))
+               (PROT_SEM, "PROT_SEM"), (PROT_GROWSDOWN, "PROT_GROWSDOWN"),
+               (PROT_GROWSUP, "PROT_GROWSUP"))
 
 #: mmap flag bits after the map type, in the order strace 6.1 prints them (its mmap_flags
 #: table; observed: MAP_PRIVATE|MAP_ANONYMOUS|MAP_NORESERVE|MAP_GROWSDOWN|MAP_STACK).
 _MAP_FLAG_NAMES = (
-    (MAP_FIXED, "MAP_FIXED"), (MAP_ANONYMOUS, "MAP_ANONYMOUS"), (0x40, "MAP_32BIT"),
+    (MAP_FIXED, "MAP_FIXED"), (MAP_ANONYMOUS, "MAP_ANONYMOUS"), (MAP_32BIT, "MAP_32BIT"),
     (MAP_NORESERVE, "MAP_NORESERVE"), (MAP_POPULATE, "MAP_POPULATE"),
-    (0x10000, "MAP_NONBLOCK"), (MAP_GROWSDOWN, "MAP_GROWSDOWN"),
-    (0x800, "MAP_DENYWRITE"), (0x1000, "MAP_EXECUTABLE"), (0x2000, "MAP_LOCKED"),
-    (MAP_STACK, "MAP_STACK"), (0x40000, "MAP_HUGETLB"), (0x80000, "MAP_SYNC"),
+    (MAP_NONBLOCK, "MAP_NONBLOCK"), (MAP_GROWSDOWN, "MAP_GROWSDOWN"),
+    (0x800, "MAP_DENYWRITE"), (0x1000, "MAP_EXECUTABLE"), (MAP_LOCKED, "MAP_LOCKED"),
+    (MAP_STACK, "MAP_STACK"), (MAP_HUGETLB, "MAP_HUGETLB"), (0x80000, "MAP_SYNC"),
     (MAP_FIXED_NOREPLACE, "MAP_FIXED_NOREPLACE"), (0x4000000, "MAP_UNINITIALIZED"))
 _MAP_TYPE_NAMES = {MAP_SHARED: "MAP_SHARED", MAP_PRIVATE: "MAP_PRIVATE",
                    0x3: "MAP_SHARED_VALIDATE"}
-_MAP_TYPE_MASK = 0xF
 _MREMAP_NAMES = ((MREMAP_MAYMOVE, "MREMAP_MAYMOVE"), (MREMAP_FIXED, "MREMAP_FIXED"),
                  (MREMAP_DONTUNMAP, "MREMAP_DONTUNMAP"))
 _MADV_NAMES = {
@@ -138,9 +146,9 @@ def prot_names(prot: int) -> str:
 
 def map_flag_names(flags: int) -> str:
     """``0x22`` -> ``"MAP_PRIVATE|MAP_ANONYMOUS"`` (the map type first, then strace's order)."""
-    kind = flags & _MAP_TYPE_MASK
+    kind = flags & MAP_TYPE
     names = [_MAP_TYPE_NAMES.get(kind, f"{kind:#x}")] if kind else []
-    names += _bit_names(flags & ~_MAP_TYPE_MASK, _MAP_FLAG_NAMES)
+    names += _bit_names(flags & ~MAP_TYPE, _MAP_FLAG_NAMES)
     return "|".join(names) or "0"
 
 

@@ -59,21 +59,29 @@ from memsim.kernel.abi import (
     EFAULT,
     EINVAL,
     ENOMEM,
+    MAP_32BIT,
     MAP_ANONYMOUS,
     MAP_FIXED,
     MAP_FIXED_NOREPLACE,
     MAP_GROWSDOWN,
+    MAP_HUGETLB,
+    MAP_LOCKED,
+    MAP_NONBLOCK,
     MAP_NORESERVE,
     MAP_POPULATE,
     MAP_PRIVATE,
     MAP_SHARED,
     MAP_STACK,
+    MAP_TYPE,
     MMAP_MIN_ADDR,
     MREMAP_DONTUNMAP,
     MREMAP_FIXED,
     MREMAP_MAYMOVE,
     PROT_EXEC,
+    PROT_GROWSDOWN,
+    PROT_GROWSUP,
     PROT_READ,
+    PROT_SEM,
     PROT_WRITE,
     RLIM_INFINITY,
     STACK_GUARD_GAP,
@@ -124,14 +132,6 @@ _NOTE_SPAN = 64                    # PTE extents MM._note_written looks at on ea
 _RECALL = 4                        # earlier cached ranges MM.write keeps behind the first
 PAGE_MASK64 = U64 & ~(PAGE_SIZE - 1)
 PMD_SIZE = 2 * MiB
-MAP_TYPE = 0x0F
-MAP_NONBLOCK = 0x10000
-MAP_LOCKED = 0x2000
-MAP_HUGETLB = 0x40000
-MAP_32BIT = 0x40
-PROT_SEM = 0x8
-PROT_GROWSDOWN = 0x01000000
-PROT_GROWSUP = 0x02000000
 DAC_MMAP_MIN_ADDR = 4096          # sysctl vm.mmap_min_addr (MAP_FIXED below needs CAP_SYS_RAWIO)
 MREMAP_VALID = MREMAP_MAYMOVE | MREMAP_FIXED | MREMAP_DONTUNMAP
 
