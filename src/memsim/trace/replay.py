@@ -441,23 +441,6 @@ class Replayer:
                                     write(p, a)
                             else:
                                 failed += 1
-                    elif op == "c":
-                        nc += 1
-                        p = calloc(a, b)
-                        if ret:
-                            if ret in live:
-                                self._bad(f"{ret:#x} returned while still live", call)
-                                continue
-                            n = a * b
-                            live[ret] = (p, n)
-                            cur += n
-                            if cur > peak:
-                                peak = cur
-                            if p:
-                                if touch and n:
-                                    write(p, n)
-                            else:
-                                failed += 1
                     elif op == "r":
                         nr += 1
                         if a:
@@ -493,8 +476,12 @@ class Replayer:
                                     write(p, b)
                             else:
                                 failed += 1
-                    elif op == "a" or op == "v" or op == "p":
-                        if op == "a":
+                    elif op == "c" or op == "a" or op == "v" or op == "p":
+                        if op == "c":
+                            nc += 1
+                            p = calloc(a, b)
+                            n = a * b
+                        elif op == "a":
                             na += 1
                             p = memalign(a, b)
                             n = b
