@@ -97,6 +97,7 @@ class SegFit(SeqFit):
         self.exact: list[dict[int, None]] = [{} for _ in range(self.nexact)]
         self.ranges: dict[int, SortedList] = {}
         self.binmap = 0
+        self._build_fast()                         # with the class lists' operations
 
     def class_of(self, size: int) -> int:
         """The class of a block of ``size`` bytes (exact below small_max, then ranges)."""

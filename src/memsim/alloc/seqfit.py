@@ -131,6 +131,10 @@ class FitList:
         if pm[j] != old or base >= old:
             return                         # the running maximum comes from elsewhere
         e = bisect_right(pm, old, j)       # pm[j:e] all equal old
+        t = m if m > base else base
+        if e - j > 8 and t >= max(maxes[j + 1:e]):
+            pm[j:e] = [t] * (e - j)        # the block is still the largest: one C fill
+            return
         pm[j:e] = list(accumulate(maxes[j:e], max, initial=base))[1:]
 
     # --- updates ------------------------------------------------------------------------------
@@ -393,6 +397,7 @@ class SeqFit(ClassicAllocator):
             self._malloc = self._heap_malloc       # type: ignore[method-assign]
         if type(self)._index_add is SeqFit._index_add:
             self._specialise()
+            self._build_fast()
 
     def _specialise(self) -> None:
         """Bind the free-index operations of this configuration to closures, so that the hot
@@ -457,17 +462,20 @@ class SeqFit(ClassicAllocator):
             # (heapq, in C) with lazy deletion. An entry is live while the block it names
             # is free with that size; stale entries are dropped when they reach the top, and
             # the heap is rebuilt from the free blocks when they outnumber the live ones.
+            # An entry is one int, (_SIZE_MAX - size) << 48 | address: the order of the
+            # pair (-size, address), compared without building tuples.
             self.sorted = None
-            heap: list[tuple[int, int]] = []
+            heap: list[int] = []
             self.wheap = heap
             fb = self.free_blocks
+            fb_get = fb.get
 
             def compact() -> None:
-                heap[:] = [(-sz, b) for b, sz in fb.items()]
+                heap[:] = [((_SIZE_MAX - sz) << _SHIFT) | b for b, sz in fb.items()]
                 heapify(heap)
 
             def ix_add(blk: int, size: int) -> None:
-                heappush(heap, (-size, blk))
+                heappush(heap, ((_SIZE_MAX - size) << _SHIFT) | blk)
                 if len(heap) > 2 * len(fb) + 64:
                     compact()
 
@@ -478,26 +486,193 @@ class SeqFit(ClassicAllocator):
                 # the old entry is stale now; when it is the top (always so when worst fit
                 # splits the block it took), one heapreplace drops it and files the new one
                 # (which live entries the heap holds, and so every search, is unchanged)
-                if heap:
-                    top = heap[0]
-                    if top[1] == old and top[0] == -old_size:
-                        heapreplace(heap, (-size, new))
-                        return
-                heappush(heap, (-size, new))
+                if heap and heap[0] == ((_SIZE_MAX - old_size) << _SHIFT) | old:
+                    heapreplace(heap, ((_SIZE_MAX - size) << _SHIFT) | new)
+                    return
+                heappush(heap, ((_SIZE_MAX - size) << _SHIFT) | new)
                 if len(heap) > 2 * len(fb) + 64:
                     compact()
 
             def find(asize: int) -> int:
                 while heap:
-                    neg, b = heap[0]
-                    if fb.get(b) == -neg:
-                        return b if -neg >= asize else 0
+                    k = heap[0]
+                    b = k & _POS_MAX
+                    size = _SIZE_MAX - (k >> _SHIFT)
+                    if fb_get(b) == size:
+                        return b if size >= asize else 0
                     heappop(heap)
                 return 0
         self._ix_move = self._ix_merge = ix_move
         self._index_add = ix_add                    # type: ignore[method-assign]
         self._index_remove = ix_remove              # type: ignore[method-assign]
         self._find = find                           # type: ignore[method-assign]
+
+    def _build_fast(self) -> None:
+        """Bind ``malloc`` and ``free`` of a fast configuration (``self.fast``: an address
+        ordered list, or a LIFO/FIFO list searched first/next fit) to closures that hold the
+        configuration and the heap's dicts in local variables: :meth:`malloc`,
+        :meth:`_place_fast`, :meth:`free` and :meth:`_release_fast` in one frame each, the
+        same steps and the same stores in the same order. A subclass that rebinds its index
+        operations after ``_configure`` calls this again."""
+        self.__dict__.pop("malloc", None)
+        self.__dict__.pop("free", None)
+        if not self.fast:
+            return
+        fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
+        fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
+        w = self.w
+        hdr, fa, ff, links = self.hdr, self.ftr_alloc, self.ftr_free, self.links
+        hl = hdr + links
+        hf = self.hdr_ftr
+        a = self.alignment
+        mb = self.min_block
+        merge = self.merge
+        next_fit = self.next_fit
+        addr_order = self.order == "address"
+        rover_fix = self.rover_fix
+        pos = self.pos
+        af = self.addr_fits
+        addr_first = self.addr_first
+        find = self._find
+        ix_move, ix_merge = self._ix_move, self._ix_merge
+        ix_add, ix_remove = self._index_add, self._index_remove
+        if af is not None:
+            f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, \
+                af.pmax
+            f_lower, f_insert, f_remove, f_replace = af._lower, af.insert, af.remove, af.replace
+        general_malloc = ClassicAllocator.malloc
+        general_free = self._free
+        limit = _SIZE_MAX >> 2
+
+        def malloc(size: int) -> int:
+            if self.mmap_threshold is not None or not 0 <= size <= limit:
+                return general_malloc(self, size)
+            asize = (size + hf + a - 1) & -a
+            if asize < mb:
+                asize = mb
+            if addr_first:                         # FitList.first_fit(asize), inline
+                j = bisect_left(f_pmax, asize)
+                blk = 0
+                if j < len(f_pmax):
+                    for i, s in enumerate(f_sizes[j]):
+                        if s >= asize:
+                            blk = f_keys[j][i]
+                            break
+            else:
+                blk = find(asize)
+            if not blk:
+                return general_malloc(self, size)
+            # _place_fast(blk, asize), inline
+            bsize = fb_pop(blk)
+            rest = bsize - asize
+            if next_fit:
+                self.rover = blk if addr_order else pos[blk]
+            if rest >= mb:
+                r = blk + asize
+                fb[r] = rest
+                fe[blk + bsize] = r
+                if af is not None:                 # FitList.replace(blk, r, rest), inline
+                    j = bisect_right(f_mins, blk) - 1
+                    ks = f_keys[j]
+                    i = bisect_left(ks, blk)
+                    ks[i] = r
+                    sz = f_sizes[j]
+                    sz[i] = rest
+                    if not i:
+                        f_mins[j] = r
+                    if bsize == f_maxes[j]:
+                        m2 = max(sz)
+                        if m2 < bsize:
+                            f_lower(j, bsize, m2)
+                else:
+                    ix_move(blk, bsize, r, rest)
+                self.free_bytes -= asize
+                # the stores of _place_fast (its Tricky: comment)
+                e = r + hl
+                if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, e - blk)
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if e > r - fa:
+                        w(r - fa, e - r + fa)
+                if ff:
+                    w(blk + bsize - ff, ff)
+            else:
+                del fe[blk + bsize]
+                ix_remove(blk, bsize)
+                self.free_bytes -= bsize
+                asize = bsize
+                if hdr:
+                    w(blk, hdr)
+                if fa:
+                    w(blk + asize - fa, fa)
+            ab[blk] = asize
+            self.in_use_bytes += asize
+            return blk + hdr
+
+        def free(ptr: int) -> None:
+            blk = ptr - hdr
+            size = ab_pop(blk, None)
+            if size is None:
+                if ptr:
+                    general_free(ptr)
+                return
+            self.in_use_bytes -= size
+            # _release_fast(blk, size), inline
+            self.free_bytes += size
+            if merge:
+                nxt = blk + size
+                ns = fb_get(nxt)
+                prev = fe_get(blk)
+            else:
+                ns = prev = None
+            if prev is not None:
+                del fe[blk]
+                if ns is not None:
+                    del fb[nxt]
+                    if af is not None:
+                        f_remove(nxt)
+                    else:
+                        ix_remove(nxt, ns)
+                    size += ns
+                ps = fb[prev]
+                size += ps
+                fb[prev] = size
+                fe[prev + size] = prev
+                if af is not None:
+                    f_replace(prev, prev, size)
+                else:
+                    ix_merge(prev, ps, prev, size)
+                blk = prev
+            elif ns is not None:
+                del fb[nxt]
+                size += ns
+                fb[blk] = size
+                fe[blk + size] = blk
+                if af is not None:
+                    f_replace(nxt, blk, size)
+                else:
+                    ix_merge(nxt, ns, blk, size)
+            else:
+                fb[blk] = size
+                fe[blk + size] = blk
+                if af is not None:
+                    f_insert(blk, size)
+                else:
+                    ix_add(blk, size)
+            if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
+                w(blk, size)                       # header and footer on adjacent pages
+            else:
+                if hl:
+                    w(blk, hl)
+                if ff:
+                    w(blk + size - ff, ff)
+            if rover_fix and blk < self.rover < blk + size:
+                self.rover = blk                   # CS:APP: the rover never points inside
+
+        self.malloc = malloc                        # type: ignore[method-assign]
+        self.free = free                            # type: ignore[method-assign]
 
     # --- the free index ----------------------------------------------------------------------
     def _specialise_seq(self) -> None:
@@ -613,7 +788,8 @@ class SeqFit(ClassicAllocator):
         if heap is not None:
             assert all(heap[(i - 1) // 2] <= heap[i] for i in range(1, len(heap))), "heap"
             assert len(heap) <= 2 * len(self.free_blocks) + 65, "stale entries pile up"
-            return sorted({(b, -neg) for neg, b in heap if self.free_blocks.get(b) == -neg})
+            live = {(k & _POS_MAX, _SIZE_MAX - (k >> _SHIFT)) for k in heap}
+            return sorted(e for e in live if self.free_blocks.get(e[0]) == e[1])
         if self.fits is not None:
             self.fits.check()
             return [(self._block_at(k), s) for k, s in self.fits.items()]
