@@ -305,6 +305,17 @@ def _parse_number(tok: bytes, is_ptr: bool) -> int:
     return v
 
 
+def _key_value(s: bytes, *, dashes: bool) -> tuple[str, str] | None:
+    """``(KEY, VALUE)`` of a stripped ``# KEY VALUE`` line, or None when it is a comment.
+
+    A key is letters, digits and ``_`` (and ``-`` in the header, ``dashes=True``)."""
+    key, _, value = s[1:].strip().decode("utf-8", "replace").partition(" ")
+    bare = key.replace("_", "")
+    if dashes:
+        bare = bare.replace("-", "")
+    return (key, value.strip()) if key and bare.isalnum() else None
+
+
 def parse_call_line(line: bytes, lineno: int) -> Call:
     """Parse one call line (bytes, no comment) into a :data:`Call`; ValueError if malformed."""
     parts = line.split()
@@ -488,13 +499,13 @@ class TraceReader(CallReader):
             if not s:
                 continue
             if s[:1] == b"#":
-                body = s[1:].strip().decode("utf-8", "replace")
-                key, _, value = body.partition(" ")
-                if key and key.replace("_", "").replace("-", "").isalnum():
-                    self.meta[key] = value.strip()
+                kv = _key_value(s, dashes=True)
+                if kv is not None:
+                    key, value = kv
+                    self.meta[key] = value
                     if key == "brk0":
                         try:
-                            self.brk0 = int(value.strip(), 16)
+                            self.brk0 = int(value, 16)
                         except ValueError:
                             self._error("brk0 must be a hexadecimal address", self.lineno, line)
                 continue
@@ -578,10 +589,9 @@ class TraceReader(CallReader):
                         if not s:
                             continue
                         if s[:1] == b"#":
-                            body = s[1:].strip().decode("utf-8", "replace")
-                            key, _, value = body.partition(" ")
-                            if key and key.replace("_", "").isalnum():
-                                self.trailer[key] = value.strip()
+                            kv = _key_value(s, dashes=False)
+                            if kv is not None:
+                                self.trailer[kv[0]] = kv[1]
                             continue
                         if b"\0" in s:
                             self.lineno = lineno
