@@ -84,6 +84,8 @@ class MtraceReader(CallReader):
         self.sessions = 0          # "= Start" lines seen
 
     def _calls(self) -> Iterator[Call]:
+        check = self.check
+        check_call = self._check_call
         lineno = 0
         pending_old: tuple[int, int, bytes] | None = None   # (old ptr, lineno, line) of a '<'
         try:
@@ -138,7 +140,7 @@ class MtraceReader(CallReader):
                 except ValueError as e:
                     self._bad(str(e), lineno, line)
                     continue
-                if not self._check_call(call, lineno, line):
+                if check and not check_call(call, lineno, line):
                     continue
                 self.calls += 1
                 yield call

@@ -186,6 +186,8 @@ class RepReader(CallReader):
         return RepHeader("classic", num_ids, num_ops, h3, sugg_heapsize=h0)
 
     def _calls(self) -> Iterator[Call]:
+        check = self.check
+        check_call = self._check_call
         cmu = self.header.variant == "cmu"
         size_max = (1 << 64) - 1 if cmu else (1 << 32) - 1
         gen: dict[int, int] = {}            # id -> generation of its current pointer
@@ -270,7 +272,7 @@ class RepReader(CallReader):
                     continue
                 if payload > peak:
                     peak = payload
-                if not self._check_call(call, lineno, s):
+                if check and not check_call(call, lineno, s):
                     continue
                 self.calls += 1
                 yield call
