@@ -530,9 +530,11 @@ class SeqFit(ClassicAllocator):
         next_fit = self.next_fit
         addr_order = self.order == "address"
         rover_fix = self.rover_fix
-        pos = self.pos
-        af = self.addr_fits
-        addr_first = self.addr_first
+        pos, at_pos = self.pos, self.at_pos
+        af = self.fits                             # a FitList: address, LIFO or FIFO order
+        seq_order = af is not None and not addr_order    # keys are list positions
+        addr_ix = af is not None and addr_order    # free: FitList calls with address keys
+        first_inline = af is not None and self.placement == "first"
         find = self._find
         ix_move, ix_merge = self._ix_move, self._ix_merge
         ix_add, ix_remove = self._index_add, self._index_remove
@@ -550,13 +552,15 @@ class SeqFit(ClassicAllocator):
             asize = (size + hf + a - 1) & -a
             if asize < mb:
                 asize = mb
-            if addr_first:                         # FitList.first_fit(asize), inline
+            if first_inline:                       # FitList.first_fit(asize), inline
                 j = bisect_left(f_pmax, asize)
                 blk = 0
                 if j < len(f_pmax):
                     for i, s in enumerate(f_sizes[j]):
                         if s >= asize:
                             blk = f_keys[j][i]
+                            if seq_order:
+                                blk = at_pos[blk]
                             break
             else:
                 blk = find(asize)
@@ -571,15 +575,21 @@ class SeqFit(ClassicAllocator):
                 r = blk + asize
                 fb[r] = rest
                 fe[blk + bsize] = r
-                if af is not None:                 # FitList.replace(blk, r, rest), inline
-                    j = bisect_right(f_mins, blk) - 1
+                if af is not None:                 # FitList.replace(k, k2, rest), inline
+                    if seq_order:                  # the remainder keeps the list position
+                        k = k2 = pos.pop(blk)
+                        pos[r] = k
+                        at_pos[k] = r
+                    else:
+                        k, k2 = blk, r
+                    j = bisect_right(f_mins, k) - 1
                     ks = f_keys[j]
-                    i = bisect_left(ks, blk)
-                    ks[i] = r
+                    i = bisect_left(ks, k)
+                    ks[i] = k2
                     sz = f_sizes[j]
                     sz[i] = rest
                     if not i:
-                        f_mins[j] = r
+                        f_mins[j] = k2
                     if bsize == f_maxes[j]:
                         m2 = max(sz)
                         if m2 < bsize:
@@ -631,7 +641,7 @@ class SeqFit(ClassicAllocator):
                 del fe[blk]
                 if ns is not None:
                     del fb[nxt]
-                    if af is not None:
+                    if addr_ix:
                         f_remove(nxt)
                     else:
                         ix_remove(nxt, ns)
@@ -640,7 +650,7 @@ class SeqFit(ClassicAllocator):
                 size += ps
                 fb[prev] = size
                 fe[prev + size] = prev
-                if af is not None:
+                if addr_ix:
                     f_replace(prev, prev, size)
                 else:
                     ix_merge(prev, ps, prev, size)
@@ -650,14 +660,14 @@ class SeqFit(ClassicAllocator):
                 size += ns
                 fb[blk] = size
                 fe[blk + size] = blk
-                if af is not None:
+                if addr_ix:
                     f_replace(nxt, blk, size)
                 else:
                     ix_merge(nxt, ns, blk, size)
             else:
                 fb[blk] = size
                 fe[blk + size] = blk
-                if af is not None:
+                if addr_ix:
                     f_insert(blk, size)
                 else:
                     ix_add(blk, size)
