@@ -131,11 +131,22 @@ class FitList:
         if pm[j] != old or base >= old:
             return                         # the running maximum comes from elsewhere
         e = bisect_right(pm, old, j)       # pm[j:e] all equal old
-        t = m if m > base else base
-        if e - j > 8 and t >= max(maxes[j + 1:e]):
-            pm[j:e] = [t] * (e - j)        # the block is still the largest: one C fill
-            return
-        pm[j:e] = list(accumulate(maxes[j:e], max, initial=base))[1:]
+        # refill pm[j:e] back to front in C: from the (first) largest of maxes[j:hi] up to
+        # hi the running maximum is that value; then the part before it. A few rounds (one
+        # when the shrunk bucket still holds the largest), then accumulate for the rest.
+        hi = e
+        for _ in range(4):
+            if hi <= j:
+                return
+            top = max(maxes[j:hi])
+            if top <= base:
+                pm[j:hi] = [base] * (hi - j)
+                return
+            k = maxes.index(top, j, hi)
+            pm[k:hi] = [top] * (hi - k)
+            hi = k
+        if hi > j:
+            pm[j:hi] = list(accumulate(maxes[j:hi], max, initial=base))[1:]
 
     # --- updates ------------------------------------------------------------------------------
     def insert(self, key: int, size: int) -> None:
