@@ -553,6 +553,7 @@ class SeqFit(ClassicAllocator):
             f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, \
                 af.pmax
             f_lower, f_insert, f_remove, f_replace = af._lower, af.insert, af.remove, af.replace
+        wheap: list[int] | None = self.__dict__.get("wheap")   # worst fit's lazy heap
         general_malloc = ClassicAllocator.malloc
         general_free = self._free
         limit = _SIZE_MAX >> 2
@@ -573,6 +574,17 @@ class SeqFit(ClassicAllocator):
                             if seq_order:
                                 blk = at_pos[blk]
                             break
+            elif wheap is not None:                # worst fit's find, inline
+                blk = 0
+                while wheap:
+                    k = wheap[0]
+                    b = k & _POS_MAX
+                    s = _SIZE_MAX - (k >> _SHIFT)
+                    if fb_get(b) == s:
+                        if s >= asize:
+                            blk = b
+                        break
+                    heappop(wheap)
             else:
                 blk = find(asize)
             if not blk:
@@ -605,6 +617,8 @@ class SeqFit(ClassicAllocator):
                         m2 = max(sz)
                         if m2 < bsize:
                             f_lower(j, bsize, m2)
+                elif wheap is not None and wheap[0] == ((_SIZE_MAX - bsize) << _SHIFT) | blk:
+                    heapreplace(wheap, ((_SIZE_MAX - rest) << _SHIFT) | r)   # ix_move's case
                 else:
                     ix_move(blk, bsize, r, rest)
                 self.free_bytes -= asize
