@@ -542,6 +542,9 @@ class SeqFit(ClassicAllocator):
         addr_order = self.order == "address"
         rover_fix = self.rover_fix
         pos, at_pos = self.pos, self.at_pos
+        pos_pop = pos.pop
+        seq = self.seq
+        lifo = self.order == "lifo"
         af = self.fits                             # a FitList: address, LIFO or FIFO order
         seq_order = af is not None and not addr_order    # keys are list positions
         addr_ix = af is not None and addr_order    # free: FitList calls with address keys
@@ -668,6 +671,10 @@ class SeqFit(ClassicAllocator):
                     del fb[nxt]
                     if addr_ix:
                         f_remove(nxt)
+                    elif seq_order:                # ix_remove of _specialise_seq, inline
+                        q = pos_pop(nxt)
+                        del at_pos[q]
+                        f_remove(q)
                     else:
                         ix_remove(nxt, ns)
                     size += ns
@@ -677,6 +684,16 @@ class SeqFit(ClassicAllocator):
                 fe[prev + size] = prev
                 if addr_ix:
                     f_replace(prev, prev, size)
+                elif seq_order:                    # ix_merge of _specialise_seq, inline
+                    q = pos_pop(prev)
+                    del at_pos[q]
+                    p = next(seq)
+                    if lifo:
+                        p = _POS_MAX - p
+                    pos[prev] = p
+                    at_pos[p] = prev
+                    f_insert(p, size)
+                    f_remove(q)
                 else:
                     ix_merge(prev, ps, prev, size)
                 blk = prev
@@ -687,6 +704,16 @@ class SeqFit(ClassicAllocator):
                 fe[blk + size] = blk
                 if addr_ix:
                     f_replace(nxt, blk, size)
+                elif seq_order:                    # ix_merge of _specialise_seq, inline
+                    q = pos_pop(nxt)
+                    del at_pos[q]
+                    p = next(seq)
+                    if lifo:
+                        p = _POS_MAX - p
+                    pos[blk] = p
+                    at_pos[p] = blk
+                    f_insert(p, size)
+                    f_remove(q)
                 else:
                     ix_merge(nxt, ns, blk, size)
             else:
@@ -694,6 +721,13 @@ class SeqFit(ClassicAllocator):
                 fe[blk + size] = blk
                 if addr_ix:
                     f_insert(blk, size)
+                elif seq_order:                    # ix_add of _specialise_seq, inline
+                    p = next(seq)
+                    if lifo:
+                        p = _POS_MAX - p
+                    pos[blk] = p
+                    at_pos[p] = blk
+                    f_insert(p, size)
                 else:
                     ix_add(blk, size)
             if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
