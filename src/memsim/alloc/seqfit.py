@@ -485,6 +485,8 @@ class SeqFit(ClassicAllocator):
                 heap[:] = [((_SIZE_MAX - sz) << _SHIFT) | b for b, sz in fb.items()]
                 heapify(heap)
 
+            self._wcompact = compact
+
             def ix_add(blk: int, size: int) -> None:
                 heappush(heap, ((_SIZE_MAX - size) << _SHIFT) | blk)
                 if len(heap) > 2 * len(fb) + 64:
@@ -557,6 +559,7 @@ class SeqFit(ClassicAllocator):
                 af.pmax
             f_lower, f_insert, f_remove, f_replace = af._lower, af.insert, af.remove, af.replace
         wheap: list[int] | None = self.__dict__.get("wheap")   # worst fit's lazy heap
+        wcompact = self.__dict__.get("_wcompact")
         general_malloc = ClassicAllocator.malloc
         general_free = self._free
         limit = _SIZE_MAX >> 2
@@ -675,7 +678,7 @@ class SeqFit(ClassicAllocator):
                         q = pos_pop(nxt)
                         del at_pos[q]
                         f_remove(q)
-                    else:
+                    elif wheap is None:            # (worst fit: the entry goes stale)
                         ix_remove(nxt, ns)
                     size += ns
                 ps = fb[prev]
@@ -728,6 +731,10 @@ class SeqFit(ClassicAllocator):
                     pos[blk] = p
                     at_pos[p] = blk
                     f_insert(p, size)
+                elif wheap is not None:            # worst fit's ix_add, inline
+                    heappush(wheap, ((_SIZE_MAX - size) << _SHIFT) | blk)
+                    if len(wheap) > 2 * len(fb) + 64:
+                        wcompact()
                 else:
                     ix_add(blk, size)
             if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
