@@ -641,7 +641,8 @@ class SeqFit(ClassicAllocator):
                     w(blk + bsize - ff, ff)
             else:
                 del fe[blk + bsize]
-                ix_remove(blk, bsize)
+                if wheap is None:                  # (worst fit: the entry goes stale)
+                    ix_remove(blk, bsize)
                 self.free_bytes -= bsize
                 asize = bsize
                 if hdr:
@@ -697,6 +698,14 @@ class SeqFit(ClassicAllocator):
                     at_pos[p] = prev
                     f_insert(p, size)
                     f_remove(q)
+                elif wheap is not None:            # worst fit's ix_move, inline
+                    k = ((_SIZE_MAX - size) << _SHIFT) | prev
+                    if wheap and wheap[0] == ((_SIZE_MAX - ps) << _SHIFT) | prev:
+                        heapreplace(wheap, k)
+                    else:
+                        heappush(wheap, k)
+                        if len(wheap) > 2 * len(fb) + 64:
+                            wcompact()
                 else:
                     ix_merge(prev, ps, prev, size)
                 blk = prev
@@ -717,6 +726,14 @@ class SeqFit(ClassicAllocator):
                     at_pos[p] = blk
                     f_insert(p, size)
                     f_remove(q)
+                elif wheap is not None:            # worst fit's ix_move, inline
+                    k = ((_SIZE_MAX - size) << _SHIFT) | blk
+                    if wheap and wheap[0] == ((_SIZE_MAX - ns) << _SHIFT) | nxt:
+                        heapreplace(wheap, k)
+                    else:
+                        heappush(wheap, k)
+                        if len(wheap) > 2 * len(fb) + 64:
+                            wcompact()
                 else:
                     ix_merge(nxt, ns, blk, size)
             else:
