@@ -558,6 +558,9 @@ class SeqFit(ClassicAllocator):
             f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, \
                 af.pmax
             f_lower, f_insert, f_remove, f_replace = af._lower, af.insert, af.remove, af.replace
+            f_raise = af._raise
+            load2 = 2 * af.LOAD                    # a bucket splits above this many keys
+        fifo_tail = af is not None and self.order == "fifo"   # new keys go last
         wheap: list[int] | None = self.__dict__.get("wheap")   # worst fit's lazy heap
         wcompact = self.__dict__.get("_wcompact")
         general_malloc = ClassicAllocator.malloc
@@ -696,7 +699,16 @@ class SeqFit(ClassicAllocator):
                         p = _POS_MAX - p
                     pos[prev] = p
                     at_pos[p] = prev
-                    f_insert(p, size)
+                    if fifo_tail and len(f_keys[-1]) < load2:
+                        # FitList.insert(p, size) at the tail, inline: p is the largest key
+                        ks = f_keys[-1]
+                        ks.append(p)
+                        f_sizes[-1].append(size)
+                        af.n += 1
+                        if size > f_maxes[-1]:
+                            f_raise(len(f_maxes) - 1, size)
+                    else:
+                        f_insert(p, size)
                     f_remove(q)
                 elif wheap is not None:            # worst fit's ix_move, inline
                     k = ((_SIZE_MAX - size) << _SHIFT) | prev
@@ -724,7 +736,16 @@ class SeqFit(ClassicAllocator):
                         p = _POS_MAX - p
                     pos[blk] = p
                     at_pos[p] = blk
-                    f_insert(p, size)
+                    if fifo_tail and len(f_keys[-1]) < load2:
+                        # FitList.insert(p, size) at the tail, inline: p is the largest key
+                        ks = f_keys[-1]
+                        ks.append(p)
+                        f_sizes[-1].append(size)
+                        af.n += 1
+                        if size > f_maxes[-1]:
+                            f_raise(len(f_maxes) - 1, size)
+                    else:
+                        f_insert(p, size)
                     f_remove(q)
                 elif wheap is not None:            # worst fit's ix_move, inline
                     k = ((_SIZE_MAX - size) << _SHIFT) | blk
