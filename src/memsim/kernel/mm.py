@@ -1223,25 +1223,20 @@ class MM:
             return
         wlo, whi = self._wlo, self._whi
         # walk out until the VMA ends, a gap or another state, or the cached range is met
-        # (zip over slices: no index arithmetic per extent, this is the write-miss cost)
-        if lo > vs and not wlo <= lo <= whi:
-            stop = i - _NOTE_SPAN if i > _NOTE_SPAN else 0
-            for s, e, val in zip(reversed(starts[stop:i]), reversed(ends[stop:i]),
-                                 reversed(values[stop:i]), strict=True):
-                if e != lo or val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
-                    break
-                lo = s
-                if lo <= vs or wlo <= lo <= whi:
-                    break
-        if hi < ve and not wlo <= hi <= whi:
-            stop = i + 1 + _NOTE_SPAN
-            for s, e, val in zip(starts[i + 1:stop], ends[i + 1:stop], values[i + 1:stop],
-                                 strict=True):
-                if s != hi or val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
-                    break
-                hi = e
-                if hi >= ve or wlo <= hi <= whi:
-                    break
+        j, stop = i, max(0, i - _NOTE_SPAN)
+        while lo > vs and j > stop and ends[j - 1] == lo and not wlo <= lo <= whi:
+            val = values[j - 1]
+            if val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
+                break
+            j -= 1
+            lo = starts[j]
+        j, stop = i, min(len(starts) - 1, i + _NOTE_SPAN)
+        while hi < ve and j < stop and starts[j + 1] == hi and not wlo <= hi <= whi:
+            val = values[j + 1]
+            if val[3] & _PTE_WRITTEN != _PTE_WRITTEN or val[0] != ANON:
+                break
+            j += 1
+            hi = ends[j]
         if lo < vs:
             lo = vs
         if hi > ve:
