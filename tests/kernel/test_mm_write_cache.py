@@ -73,8 +73,12 @@ def test_an_earlier_cached_range_is_dropped_too(older: int) -> None:
     for a in areas:
         mm.write(a, 4 * P)                       # each a range of its own, newest first
     old = areas[0]
-    remembered = [(mm._wlo, mm._whi), (mm._wlo2, mm._whi2), *mm._wmore]
-    assert any(lo <= old and old + 4 * P <= hi for lo, hi in remembered) == (older <= 5)
+    earlier = list(zip(mm._wstarts, mm._wends, strict=True))
+    assert all(lo < hi for lo, hi in earlier)
+    assert all(x[1] < y[0] for x, y in zip(earlier, earlier[1:], strict=False))  # sorted, apart
+    assert len(earlier) <= older + 1                                # O(touched ranges)
+    remembered = [(mm._wlo, mm._whi), (mm._wlo2, mm._whi2), *earlier]
+    assert any(lo <= old and old + 4 * P <= hi for lo, hi in remembered)
     assert mm.sys_mprotect(old, 4 * P, PROT_READ) == 0
     with pytest.raises(SegmentationFault) as e:
         mm.write(old + 8, 8)

@@ -48,7 +48,7 @@ the kernel charges and never returns);
 from __future__ import annotations
 
 import errno
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from typing import TYPE_CHECKING
 
 from memsim.errors import ConfigError, SegmentationFault
@@ -129,7 +129,6 @@ U64 = (1 << 64) - 1
 _PTE_WRITTEN = PTE_A | PTE_D | PTE_W     # a present PTE a store goes through without a fault
 _NO_RANGE = (float("inf"), float("-inf"))   # an empty [lo, hi): no int lies in it
 _NOTE_SPAN = 64                    # PTE extents MM._note_written looks at on each side
-_RECALL = 4                        # earlier cached ranges MM.write keeps behind the first
 PAGE_MASK64 = U64 & ~(PAGE_SIZE - 1)
 PMD_SIZE = 2 * MiB
 DAC_MMAP_MIN_ADDR = 4096          # sysctl vm.mmap_min_addr (MAP_FIXED below needs CAP_SYS_RAWIO)
@@ -219,7 +218,9 @@ class MM:
         # [_wlo, _whi): bytes known to take a store without any state change (see write)
         self._wlo, self._whi = _NO_RANGE
         self._wlo2, self._whi2 = _NO_RANGE          # the one before
-        self._wmore: list[tuple[int, int]] = []     # earlier such ranges, newest last
+        # earlier such ranges: sorted, disjoint, not adjacent ([_wstarts[k], _wends[k]))
+        self._wstarts: list[int] = []
+        self._wends: list[int] = []
         self.pt.on_change = self._forget_written
         self._exec_image(populate_image)
 
@@ -1168,15 +1169,18 @@ class MM:
         teardown; mm drops it where VMAs change (``_modify``: vm_flags; unmap, mremap, brk,
         mmap, exit and the OOM kill go through a zap or a move anyway). PTE_W is not lowered
         by mprotect in this model (the VM_WRITE check stands for it), so ``_modify`` must drop
-        it. Writes with ``every`` never take the fastest path. ``[_wlo2, _whi2)`` and
-        ``_wmore`` keep a few earlier such ranges (same invariant, dropped together): the
-        allocator's stores often alternate between two places (its tcache struct, a chunk).
+        it. Writes with ``every`` never take the fastest path. ``[_wlo2, _whi2)`` and the
+        sorted disjoint ranges ``_wstarts``/``_wends`` keep earlier such ranges (same
+        invariant, dropped together): the allocator's stores often alternate between two
+        places (its tcache struct, a chunk), and a fit that scatters its stores comes back to
+        many. Each earlier range is a union of ranges that each lay in written PTE extents, so
+        they are no more than the PTE extents (state O(touched ranges)).
         """
         if self._wlo <= addr and addr + length <= self._whi and every is None:
             return
         if self._wlo2 <= addr and addr + length <= self._whi2 and every is None:
             return
-        if self._wmore and every is None and self._recall(addr, addr + length):
+        if self._wstarts and every is None and self._recall(addr, addr + length):
             return
         v = self._last
         if v is None or addr < v.vm_start or addr + length > v.vm_end:
@@ -1248,33 +1252,47 @@ class MM:
                 hi = whi                    # type: ignore[assignment]
         elif wlo <= whi:                                 # the old one moves behind
             if self._wlo2 <= self._whi2:
-                more = self._wmore
-                more.append((self._wlo2, self._whi2))   # type: ignore[arg-type]
-                if len(more) > _RECALL:
-                    del more[0]
+                self._keep_written(self._wlo2, self._whi2)  # type: ignore[arg-type]
             self._wlo2, self._whi2 = wlo, whi
         self._wlo, self._whi = lo, hi
 
+    def _keep_written(self, lo: int, hi: int) -> None:
+        """Add ``[lo, hi)`` to the earlier cached ranges, joined with those it meets (overlap
+        or adjacency), so that they stay sorted and disjoint."""
+        starts, ends = self._wstarts, self._wends
+        i = bisect_left(ends, lo)           # first range that ends at or after lo
+        if i < len(ends) and starts[i] <= lo and hi <= ends[i]:
+            return                          # already inside (often: it was recalled)
+        j = bisect_right(starts, hi, i)     # ranges [i, j) meet [lo, hi)
+        if i < j:
+            if starts[i] < lo:
+                lo = starts[i]
+            if ends[j - 1] > hi:
+                hi = ends[j - 1]
+            starts[i:j] = (lo,)
+            ends[i:j] = (hi,)
+        else:
+            starts.insert(i, lo)
+            ends.insert(i, hi)
+
     def _recall(self, start: int, end: int) -> bool:
         """Is ``[start, end)`` inside one of the earlier cached ranges? Then that one becomes
-        the first, the first the second, the second goes behind."""
-        more = self._wmore
-        for k in range(len(more) - 1, -1, -1):
-            lo, hi = more[k]
-            if lo <= start and end <= hi:
-                if self._wlo2 <= self._whi2:
-                    more[k] = (self._wlo2, self._whi2)  # type: ignore[assignment]
-                else:
-                    del more[k]
-                self._wlo2, self._whi2 = self._wlo, self._whi
-                self._wlo, self._whi = lo, hi
-                return True
-        return False
+        the first too, the first the second, the second goes behind."""
+        k = bisect_right(self._wstarts, start) - 1
+        if k < 0 or end > self._wends[k]:
+            return False
+        lo, hi = self._wstarts[k], self._wends[k]
+        if self._wlo2 <= self._whi2:
+            self._keep_written(self._wlo2, self._whi2)  # type: ignore[arg-type]
+        self._wlo2, self._whi2 = self._wlo, self._whi
+        self._wlo, self._whi = lo, hi
+        return True
 
     def _forget_written(self) -> None:
         self._wlo, self._whi = _NO_RANGE
         self._wlo2, self._whi2 = _NO_RANGE
-        self._wmore.clear()
+        self._wstarts.clear()
+        self._wends.clear()
 
     def read(self, addr: int, length: int = 1, every: int | None = None) -> None:
         """The CPU reads ``[addr, addr+length)``: on x86 any of r/w/x permits a read."""
@@ -1495,6 +1513,10 @@ class MM:
         assert file == self.pt.file_pages, f"RssFile {self.pt.file_pages} != sum {file}"
         assert swap == self.pt.swap_ents, f"VmSwap {self.pt.swap_ents} != sum {swap}"
         assert self._last is None or self._last in self.tree.vmas
+        ws, we = self._wstarts, self._wends
+        assert len(ws) == len(we)
+        assert all(lo < hi for lo, hi in zip(ws, we, strict=True)), "empty cached range"
+        assert all(hi < lo for hi, lo in zip(we, ws[1:], strict=False)), "cached ranges meet"
         self.pt.check()
 
     def __repr__(self) -> str:
