@@ -12,28 +12,13 @@ from hypothesis import strategies as st
 
 from memsim.errors import ConfigError, MemsimError, OutOfMemoryKilled
 from memsim.kernel.machine import Machine
-from memsim.kernel.pagetable import ANON, PageTable
+from memsim.kernel.pagetable import ANON
 from memsim.units import PAGE_SIZE, GiB, MiB, TiB
 
-TOP = 1 << 47
+from .fakes import FakeTask
+
 BASE = 0x7F0000000000
 
-
-class FakeTask:
-    """The smallest owner the page layer accepts: pid, oom_score_adj, oom_kill."""
-
-    def __init__(self, machine: Machine, pid: int, adj: int = 0) -> None:
-        self.pid = pid
-        self.oom_score_adj = adj
-        self.machine = machine
-        self.killed = False
-        self.pt: PageTable = machine.new_page_table(self)
-
-    def oom_kill(self) -> None:
-        self.pt.zap(0, TOP)
-        self.pt.free_pgtables(0, TOP, 0, 0)
-        self.machine.release_page_table(self.pt)
-        self.killed = True
 
 
 # --- configuration -----
