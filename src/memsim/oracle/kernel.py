@@ -46,19 +46,19 @@ simulator's image model) legitimately differ.
 from __future__ import annotations
 
 import ctypes
-import hashlib
 import os
 import platform
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from memsim.errors import MemsimError, SegmentationFault
+from memsim.native.build import NativeBuildError, build_native
+from memsim.native.build import find_compiler as native_find_compiler
 from memsim.oracle.ops import (
     MAP_ANONYMOUS,
     MAP_FIXED_NOREPLACE,
@@ -92,7 +92,6 @@ SEGV_CODES = {1: "SEGV_MAPERR", 2: "SEGV_ACCERR"}
 DRIVER_SOURCE = Path(__file__).resolve().parent.parent / "native" / "kdriver.c"
 #: -z now: no lazy PLT binding writing the GOT mid-run; no stack protector: a fixed frame.
 EXTRA_CFLAGS: tuple[str, ...] = ("-fno-stack-protector", "-Wl,-z,now", "-Wl,-z,relro")
-CFLAGS: tuple[str, ...] = ("-O2", "-D_GNU_SOURCE", *EXTRA_CFLAGS)
 ADDR_NO_RANDOMIZE = 0x0040000
 DRIVER_INPUT_MAX = 4 << 20          # kdriver.c INBUF_SZ
 
@@ -306,18 +305,12 @@ def _parse_maps(text: str) -> list[tuple[int, int]]:
 
 # --- the real kernel --------------------------------------------------------------------------
 
-def cache_dir() -> Path:
-    if os.environ.get("MEMSIM_CACHE_DIR"):
-        return Path(os.environ["MEMSIM_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "memsim"
-
-
 def find_compiler() -> str | None:
-    for name in (os.environ.get("CC") or "", "cc", "gcc", "clang"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
+    """The C compiler memsim.native.build would use, or None if there is none."""
+    try:
+        return native_find_compiler()[0]
+    except NativeBuildError:
+        return None
 
 
 def unavailable_reason() -> str | None:
@@ -334,45 +327,16 @@ def unavailable_reason() -> str | None:
 
 
 def driver_path() -> Path:
-    """Compile kdriver.c once (cached by a hash of source, flags and compiler, through
-    :func:`memsim.native.build.build_native` when present) and return the binary. Raises
-    :class:`OracleUnavailable` with the reason if that is impossible."""
+    """Compile kdriver.c once (cached by :func:`memsim.native.build.build_native`, keyed by
+    source, flags and compiler) and return the binary. Raises :class:`OracleUnavailable`
+    with the reason if that is impossible."""
     reason = unavailable_reason()
     if reason:
         raise OracleUnavailable(reason)
     try:
-        from memsim.native.build import NativeBuildError, build_native
-    except ImportError:
-        return _build_driver_here()
-    try:
         return build_native(DRIVER_SOURCE.name, EXTRA_CFLAGS, shared=False)
     except NativeBuildError as e:
         raise OracleUnavailable(str(e)) from None
-
-
-def _build_driver_here() -> Path:
-    cc = find_compiler()
-    assert cc is not None
-    source = DRIVER_SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join((cc, *CFLAGS)).encode()).hexdigest()[:16]
-    out = cache_dir() / f"kdriver-{digest}"
-    if out.exists():
-        return out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".kdriver-", dir=out.parent)
-    os.close(fd)
-    try:
-        proc = subprocess.run([cc, *CFLAGS, "-o", tmp, str(DRIVER_SOURCE)],
-                              capture_output=True, text=True, timeout=120)
-        if proc.returncode != 0:
-            raise OracleUnavailable(f"compiling {DRIVER_SOURCE.name} with {cc} failed: "
-                                    f"{proc.stderr.strip().splitlines()[-1:]}")
-        os.chmod(tmp, 0o755)
-        os.replace(tmp, out)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return out
 
 
 def _no_aslr() -> None:   # preexec_fn when setarch is missing
