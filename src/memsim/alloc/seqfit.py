@@ -94,10 +94,14 @@ class FitList:
     Keys are ints (the list position: an address, a sequence number, or size<<48|address);
     :meth:`first_fit` returns the first block, in key order from an optional start key,
     whose size is at least ``n``. Buckets hold up to ``2 * LOAD`` keys (sortedcontainers'
-    layout); ``pmax`` holds the running maximum of the bucket maxima, a non-decreasing list,
-    so the first bucket holding a fit is one C bisect. Costs: first_fit O(log(n/B) + B);
-    insert/remove/replace O(log n + B), plus O(n/B) C-level list work when a running
-    maximum moves (rare: the largest free block is usually the heap's last).
+    layout) and know their largest block exactly (``maxes``). ``pmax`` is a non-decreasing
+    upper bound of the running maximum of ``maxes``: a bisect in it skips every bucket
+    before the first that can hold a fit. A block that grows raises it at once (C slice
+    work); one that shrinks leaves it high, and the next search that lands on a bucket
+    without a fit walks on to the first that has one, setting the exact running maximum of
+    the buckets it passes (:meth:`_settle`). Costs: first_fit O(log(n/B) + B), plus the
+    buckets a shrink left high (each walked once per shrink); insert/remove/replace
+    O(log n + B).
     """
 
     LOAD = 16
@@ -107,7 +111,7 @@ class FitList:
         self.sizes: list[list[int]] = []
         self.maxes: list[int] = []
         self.mins: list[int] = []          # first key of each bucket (for bisect)
-        self.pmax: list[int] = []          # pmax[j] = max(maxes[:j + 1])
+        self.pmax: list[int] = []          # pmax[j] >= max(maxes[:j + 1]), non-decreasing
         self.n = 0
 
     def __len__(self) -> int:
@@ -122,31 +126,22 @@ class FitList:
             e = bisect_left(pm, m, j)
             pm[j:e] = [m] * (e - j)
 
-    def _lower(self, j: int, old: int, m: int) -> None:
-        """Bucket ``j``'s largest block shrank from ``old`` to ``m``."""
-        maxes = self.maxes
-        maxes[j] = m
-        pm = self.pmax
-        base = pm[j - 1] if j else 0
-        if pm[j] != old or base >= old:
-            return                         # the running maximum comes from elsewhere
-        e = bisect_right(pm, old, j)       # pm[j:e] all equal old
-        # refill pm[j:e] back to front in C: from the (first) largest of maxes[j:hi] up to
-        # hi the running maximum is that value; then the part before it. A few rounds (one
-        # when the shrunk bucket still holds the largest), then accumulate for the rest.
-        hi = e
-        for _ in range(4):
-            if hi <= j:
-                return
-            top = max(maxes[j:hi])
-            if top <= base:
-                pm[j:hi] = [base] * (hi - j)
-                return
-            k = maxes.index(top, j, hi)
-            pm[k:hi] = [top] * (hi - k)
-            hi = k
-        if hi > j:
-            pm[j:hi] = list(accumulate(maxes[j:hi], max, initial=base))[1:]
+    def _settle(self, j: int, n: int) -> int:
+        """The first bucket from ``j`` on whose largest block is at least ``n`` (the number of
+        buckets if none), given that no bucket before ``j`` has one and ``pmax[j - 1] < n``.
+        The buckets walked past get their exact running maximum from ``pmax[j - 1]`` on
+        (lower than before, and below ``n``), so no later search walks them again until a
+        block shrinks there."""
+        maxes, pm = self.maxes, self.pmax
+        r = pm[j - 1] if j else 0
+        for k in range(j, len(maxes)):
+            m = maxes[k]
+            if m >= n:
+                return k
+            if m > r:
+                r = m
+            pm[k] = r
+        return len(maxes)
 
     # --- updates ------------------------------------------------------------------------------
     def insert(self, key: int, size: int) -> None:
@@ -191,15 +186,12 @@ class FitList:
         del ks[i]
         self.n -= 1
         if not ks:
-            self._lower(j, size, 0)
             del self.keys[j], self.sizes[j], self.maxes[j], self.mins[j], self.pmax[j]
             return size
         if i == 0:
             self.mins[j] = ks[0]
         if size == self.maxes[j]:
-            m = max(sz)
-            if m < size:
-                self._lower(j, size, m)
+            self.maxes[j] = max(sz)
         return size
 
     def replace(self, old: int, new: int, size: int) -> None:
@@ -218,41 +210,45 @@ class FitList:
         if size > m:
             self._raise(j, size)
         elif before == m and size < before:
-            m2 = max(sz)
-            if m2 < before:
-                self._lower(j, before, m2)
+            self.maxes[j] = max(sz)
 
     # --- the search ---------------------------------------------------------------------------
     def first_fit(self, n: int, start: int | None = None) -> int | None:
         """The first key (>= ``start``) whose size is at least ``n``, or None."""
+        pm, maxes = self.pmax, self.maxes
         if start is None:
-            j = bisect_left(self.pmax, n)
-            if j == len(self.pmax):
-                return None
-            for i, s in enumerate(self.sizes[j]):
-                if s >= n:
-                    return self.keys[j][i]
-            raise AssertionError("FitList: a bucket maximum without its block")
-        maxes = self.maxes
-        j0 = bisect_right(self.mins, start) - 1
-        if j0 < 0:
-            j0 = 0
-        elif maxes[j0] >= n:
-            ks = self.keys[j0]
-            sz = self.sizes[j0]
-            for i in range(bisect_left(ks, start), len(ks)):
-                if sz[i] >= n:
-                    return ks[i]
-            j0 += 1
+            j = bisect_left(pm, n)
         else:
-            j0 += 1
-        if j0 < len(maxes) and self.pmax[-1] >= n:
-            for j in range(j0, len(maxes)):
-                if maxes[j] >= n:
-                    for i, s in enumerate(self.sizes[j]):
-                        if s >= n:
-                            return self.keys[j][i]
-        return None
+            j = bisect_right(self.mins, start) - 1
+            if j < 0:
+                j = 0
+            elif maxes[j] >= n:
+                ks = self.keys[j]
+                sz = self.sizes[j]
+                for i in range(bisect_left(ks, start), len(ks)):
+                    if sz[i] >= n:
+                        return ks[i]
+                j += 1
+            else:
+                j += 1
+            if j and pm[j - 1] >= n:
+                # a fit lies before ``j``: the running maximum says nothing about the
+                # buckets from ``j`` on, so walk their maxima
+                for k in range(j, len(maxes)):
+                    if maxes[k] >= n:
+                        for i, s in enumerate(self.sizes[k]):
+                            if s >= n:
+                                return self.keys[k][i]
+                return None
+            j = bisect_left(pm, n, j)
+        if j < len(maxes) and maxes[j] < n:
+            j = self._settle(j, n)
+        if j == len(maxes):
+            return None
+        for i, s in enumerate(self.sizes[j]):
+            if s >= n:
+                return self.keys[j][i]
+        raise AssertionError("FitList: a bucket maximum without its block")
 
     def items(self) -> list[tuple[int, int]]:
         return [(k, s) for ks, sz in zip(self.keys, self.sizes, strict=True)
@@ -264,7 +260,11 @@ class FitList:
         assert len(flat) == self.n, "FitList count"
         for ks, sz, m, lo in zip(self.keys, self.sizes, self.maxes, self.mins, strict=True):
             assert ks and len(ks) == len(sz) and max(sz) == m and lo == ks[0], "FitList bucket"
-        assert self.pmax == list(accumulate(self.maxes, max)), "FitList running maxima"
+        pm = self.pmax
+        assert len(pm) == len(self.maxes), "FitList running maxima"
+        assert pm == sorted(pm), "FitList running maxima out of order"
+        assert all(p >= r for p, r in zip(pm, accumulate(self.maxes, max), strict=True)), \
+            "FitList running maximum below a bucket's largest block"
 
 
 def _ceiling(sl: SortedList, key: int) -> int | None:
@@ -557,7 +557,7 @@ class SeqFit(ClassicAllocator):
         if af is not None:
             f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, \
                 af.pmax
-            f_lower, f_insert, f_remove, f_replace = af._lower, af.insert, af.remove, af.replace
+            f_settle, f_insert, f_remove, f_replace = af._settle, af.insert, af.remove, af.replace
             f_raise = af._raise
             load2 = 2 * af.LOAD                    # a bucket splits above this many keys
         fifo_tail = af is not None and self.order == "fifo"   # new keys go last
@@ -576,6 +576,8 @@ class SeqFit(ClassicAllocator):
             if first_inline:                       # FitList.first_fit(asize), inline
                 j = bisect_left(f_pmax, asize)
                 blk = 0
+                if j < len(f_pmax) and f_maxes[j] < asize:
+                    j = f_settle(j, asize)         # a running maximum left high: walk on
                 if j < len(f_pmax):
                     for i, s in enumerate(f_sizes[j]):
                         if s >= asize:
@@ -623,9 +625,7 @@ class SeqFit(ClassicAllocator):
                     if not i:
                         f_mins[j] = k2
                     if bsize == f_maxes[j]:
-                        m2 = max(sz)
-                        if m2 < bsize:
-                            f_lower(j, bsize, m2)
+                        f_maxes[j] = max(sz)
                 elif wheap is not None and wheap[0] == ((_SIZE_MAX - bsize) << _SHIFT) | blk:
                     heapreplace(wheap, ((_SIZE_MAX - rest) << _SHIFT) | r)   # ix_move's case
                 else:
@@ -1034,9 +1034,7 @@ class SeqFit(ClassicAllocator):
                 if not i:
                     af.mins[j] = r
                 if bsize == af.maxes[j]:
-                    m2 = max(af.sizes[j])
-                    if m2 < bsize:
-                        af._lower(j, bsize, m2)
+                    af.maxes[j] = max(af.sizes[j])
             else:
                 self._ix_move(blk, bsize, r, rest)
             self.free_bytes -= asize
@@ -1211,16 +1209,10 @@ class SeqFit(ClassicAllocator):
             asize = (size + self.hdr_ftr + a - 1) & -a
             if asize < self.min_block:
                 asize = self.min_block
-            if self.addr_first:                    # FitList.first_fit(asize), inline
+            if self.addr_first:
                 af = self.addr_fits
-                pm = af.pmax                       # type: ignore[union-attr]
-                j = bisect_left(pm, asize)
-                blk = 0
-                if j < len(pm):
-                    for i, s in enumerate(af.sizes[j]):  # type: ignore[union-attr]
-                        if s >= asize:
-                            blk = af.keys[j][i]    # type: ignore[union-attr]
-                            break
+                k = af.first_fit(asize)            # type: ignore[union-attr]
+                blk = 0 if k is None else k
             else:
                 blk = self._find(asize)
             if blk:
