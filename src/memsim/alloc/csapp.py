@@ -71,6 +71,7 @@ rover (next fit) is the start of a block.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from typing import Any, ClassVar
 
 from memsim.alloc.base import HeapUsage, register
@@ -84,6 +85,9 @@ __all__ = ["CsappAllocator", "CsappFirstFit", "CsappNextFit", "MALLOCLAB_MAX_HEA
 MALLOCLAB_MAX_HEAP = 20 * (1 << 20)
 #: the book's CHUNKSIZE: extend the heap by this many bytes (at least)
 CHUNKSIZE = 1 << 12
+#: the methods whose steps the fast path (CsappAllocator._build_fast) does inline
+_FAST_COVERS = ("malloc", "free", "mm_malloc", "mm_free", "find_fit", "place", "coalesce",
+                "adjusted_size", "_list", "_unlist", "_set_alloc")
 
 
 class CsappAllocator(ClassicAllocator):
@@ -133,6 +137,7 @@ class CsappAllocator(ClassicAllocator):
         self.fits = FitList()                      # free blocks by address
         self.in_use_bytes = 0
         self.free_bytes = 0
+        self._build_fast()
 
     # --- memlib.c ----------------------------------------------------------------------------
     def mem_sbrk(self, incr: int) -> int:
@@ -299,6 +304,181 @@ class CsappAllocator(ClassicAllocator):
         self.w(newptr, n)
         self.mm_free(ptr)
         return newptr
+
+    # --- the fast path -------------------------------------------------------------------------
+    def _build_fast(self) -> None:
+        """Bind ``malloc`` and ``free`` to closures that do what ``mm_malloc`` (``find_fit``,
+        ``place``) and ``mm_free`` (``coalesce``) do when a free block fits, in one frame each,
+        with the heap's dicts, the FitList's lists and the sizes in local variables; anything
+        else (the first call and ``mm_init``, no fit and ``extend_heap``, sizes near the
+        header limit, misuse) goes to the book's methods. A subclass that overrides one of
+        the methods covered keeps the book's path for everything.
+
+        The same blocks are chosen, the same dicts and free index result (up to the FitList's
+        bucket boundaries, which no search can see), and the same words are stored, in
+        ascending address order: two stores whose pages are the same or adjacent are one
+        write of the range between them (Tricky: the same pages are touched, first touched
+        in the same order, which is all a store changes in the kernel)."""
+        cls = type(self)
+        for name in _FAST_COVERS:
+            if getattr(cls, name) is not getattr(CsappAllocator, name):
+                return
+        fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
+        fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
+        w = self.w
+        W, D, MB = self.WSIZE, self.DSIZE, self.MIN_BLOCK
+        W2 = 2 * W
+        round_up = 2 * D - 1                  # asize = (size + DSIZE + DSIZE-1) & -DSIZE
+        fast_limit = self.size_limit - 2 * D  # below it asize fits a header word
+        next_fit = self.next_fit
+        fits = self.fits
+        f_keys, f_sizes, f_mins, f_maxes, f_pmax = (fits.keys, fits.sizes, fits.mins,
+                                                    fits.maxes, fits.pmax)
+        f_settle, f_insert, f_remove, f_raise = fits._settle, fits.insert, fits.remove, \
+            fits._raise
+        first_fit = fits.first_fit
+        book_malloc = CsappAllocator.malloc.__get__(self)
+        book_free = self.mm_free
+
+        def malloc(size: int) -> int:
+            if not 0 < size < fast_limit:
+                return book_malloc(size)
+            asize = (size + round_up) & -D
+            # find_fit, inline; (j, i) = where blk is in the FitList
+            blk = 0
+            if next_fit:
+                rover = self.rover
+                j = bisect_right(f_mins, rover) - 1
+                if j >= 0 and f_maxes[j] >= asize:    # the rover's bucket, from the rover
+                    ks = f_keys[j]
+                    sz = f_sizes[j]
+                    for i in range(bisect_left(ks, rover), len(ks)):
+                        if sz[i] >= asize:
+                            blk = ks[i]
+                            break
+                if not blk:
+                    k = first_fit(asize, rover)
+                    if k is None:
+                        k = first_fit(asize)
+                    if k is None:
+                        return book_malloc(size)    # extend_heap; the rover stays
+                    blk = k
+                    j = bisect_right(f_mins, blk) - 1
+                    i = bisect_left(f_keys[j], blk)
+                self.rover = blk
+            else:                                   # FitList.first_fit(asize), inline
+                j = bisect_left(f_pmax, asize)
+                if j < len(f_pmax) and f_maxes[j] < asize:
+                    j = f_settle(j, asize)          # a running maximum left high: walk on
+                if j == len(f_pmax):
+                    return book_malloc(size)        # extend_heap
+                for i, s in enumerate(f_sizes[j]):
+                    if s >= asize:
+                        blk = f_keys[j][i]
+                        break
+            # place(blk, asize), inline
+            csize = fb_pop(blk)
+            end = blk + csize
+            rest = csize - asize
+            if rest >= MB:
+                r = blk + asize
+                fb[r] = rest
+                fe[end] = r
+                # FitList.replace(blk, r, rest), inline, at the search's (j, i): r sorts
+                # where blk did
+                f_keys[j][i] = r
+                sz = f_sizes[j]
+                sz[i] = rest
+                if not i:
+                    f_mins[j] = r
+                if csize == f_maxes[j]:
+                    f_maxes[j] = max(sz)
+                self.free_bytes -= asize
+                ab[blk] = asize
+                self.in_use_bytes += asize
+                # header; footer + the remainder's header; the remainder's footer
+                s, e = blk - W, r
+                if (r - W2) >> 12 > ((blk - 1) >> 12) + 1:
+                    w(s, W)
+                    s = r - W2
+                c = end - W2
+                if c >> 12 > ((r - 1) >> 12) + 1:
+                    w(s, e - s)
+                    s = c
+                w(s, end - W - s)
+                return blk
+            del fe[end]
+            f_remove(blk)
+            self.free_bytes -= csize
+            ab[blk] = csize
+            self.in_use_bytes += csize
+            c = end - W2                              # header and footer
+            if c >> 12 > ((blk - 1) >> 12) + 1:
+                w(blk - W, W)
+                w(c, W)
+            else:
+                w(blk - W, end - blk)
+            return blk
+
+        def free(bp: int) -> None:
+            size = ab_pop(bp, None)
+            if size is None:
+                if bp:
+                    book_free(bp)                   # raises: not an allocated block
+                return
+            self.in_use_bytes -= size
+            self.free_bytes += size
+            # coalesce(bp, size), inline
+            nxt = bp + size
+            ns = fb_get(nxt)
+            prev = fe_get(bp)
+            if prev is None:
+                if ns is None:                      # case 1
+                    fb[bp] = size
+                    fe[nxt] = bp
+                    f_insert(bp, size)
+                    end = nxt
+                    key = 0
+                else:                               # case 2: the block takes nxt's key
+                    del fb[nxt]
+                    size += ns
+                    fb[bp] = size
+                    end = bp + size
+                    fe[end] = bp
+                    key = nxt
+            else:
+                del fe[bp]
+                if ns is not None:                  # case 4
+                    del fb[nxt]
+                    f_remove(nxt)
+                    size += ns
+                bp = key = prev                     # case 3 / 4: prev grows in place
+                size += fb[prev]
+                fb[prev] = size
+                end = prev + size
+                fe[end] = prev
+            if key:
+                # FitList.replace(key, bp, size), inline: a merge only grows the block
+                j = bisect_right(f_mins, key) - 1
+                ks = f_keys[j]
+                i = bisect_left(ks, key)
+                ks[i] = bp
+                f_sizes[j][i] = size
+                if not i:
+                    f_mins[j] = bp
+                if size > f_maxes[j]:
+                    f_raise(j, size)
+            c = end - W2                              # header and footer
+            if c >> 12 > ((bp - 1) >> 12) + 1:
+                w(bp - W, W)
+                w(c, W)
+            else:
+                w(bp - W, end - bp)
+            if next_fit and bp < self.rover < end:
+                self.rover = bp
+
+        self.malloc = malloc                        # type: ignore[method-assign]
+        self.free = free                            # type: ignore[method-assign]
 
     # --- the blocks ---------------------------------------------------------------------------
     def _list(self, bp: int, size: int) -> None:

@@ -112,10 +112,9 @@ class FitList:
         self.maxes: list[int] = []
         self.mins: list[int] = []          # first key of each bucket (for bisect)
         self.pmax: list[int] = []          # pmax[j] >= max(maxes[:j + 1]), non-decreasing
-        self.n = 0
 
     def __len__(self) -> int:
-        return self.n
+        return sum(map(len, self.keys))
 
     # --- the bucket maxima and their running maximum ----------------------------------------
     def _raise(self, j: int, m: int) -> None:
@@ -145,7 +144,6 @@ class FitList:
 
     # --- updates ------------------------------------------------------------------------------
     def insert(self, key: int, size: int) -> None:
-        self.n += 1
         mins = self.mins
         if not mins:
             self.keys.append([key])
@@ -166,15 +164,20 @@ class FitList:
         if size > self.maxes[j]:
             self._raise(j, size)
         if len(ks) > 2 * self.LOAD:
-            half = self.LOAD
-            lo, hi = max(sz[:half]), max(sz[half:])
-            self.keys[j:j + 1] = [ks[:half], ks[half:]]
-            self.sizes[j:j + 1] = [sz[:half], sz[half:]]
-            self.maxes[j:j + 1] = [lo, hi]
-            mins[j:j + 1] = [ks[0], ks[half]]
-            pm = self.pmax
-            before = pm[j - 1] if j else 0
-            pm.insert(j, lo if lo > before else before)   # pm[j + 1] is unchanged
+            self._split(j)
+
+    def _split(self, j: int) -> None:
+        """Split bucket ``j`` (over ``2 * LOAD`` keys) in two halves."""
+        ks, sz = self.keys[j], self.sizes[j]
+        half = self.LOAD
+        lo, hi = max(sz[:half]), max(sz[half:])
+        self.keys[j:j + 1] = [ks[:half], ks[half:]]
+        self.sizes[j:j + 1] = [sz[:half], sz[half:]]
+        self.maxes[j:j + 1] = [lo, hi]
+        self.mins[j:j + 1] = [ks[0], ks[half]]
+        pm = self.pmax
+        before = pm[j - 1] if j else 0
+        pm.insert(j, lo if lo > before else before)   # pm[j + 1] is unchanged
 
     def remove(self, key: int) -> int:
         """Remove ``key``; returns its size."""
@@ -184,7 +187,6 @@ class FitList:
         sz = self.sizes[j]
         size = sz.pop(i)
         del ks[i]
-        self.n -= 1
         if not ks:
             del self.keys[j], self.sizes[j], self.maxes[j], self.mins[j], self.pmax[j]
             return size
@@ -215,6 +217,11 @@ class FitList:
     # --- the search ---------------------------------------------------------------------------
     def first_fit(self, n: int, start: int | None = None) -> int | None:
         """The first key (>= ``start``) whose size is at least ``n``, or None."""
+        at = self.locate(n, start)
+        return None if at is None else self.keys[at[0]][at[1]]
+
+    def locate(self, n: int, start: int | None = None) -> tuple[int, int] | None:
+        """Where :meth:`first_fit`'s key is: (bucket, index in the bucket), or None."""
         pm, maxes = self.pmax, self.maxes
         if start is None:
             j = bisect_left(pm, n)
@@ -223,11 +230,10 @@ class FitList:
             if j < 0:
                 j = 0
             elif maxes[j] >= n:
-                ks = self.keys[j]
                 sz = self.sizes[j]
-                for i in range(bisect_left(ks, start), len(ks)):
+                for i in range(bisect_left(self.keys[j], start), len(sz)):
                     if sz[i] >= n:
-                        return ks[i]
+                        return j, i
                 j += 1
             else:
                 j += 1
@@ -238,7 +244,7 @@ class FitList:
                     if maxes[k] >= n:
                         for i, s in enumerate(self.sizes[k]):
                             if s >= n:
-                                return self.keys[k][i]
+                                return k, i
                 return None
             j = bisect_left(pm, n, j)
         if j < len(maxes) and maxes[j] < n:
@@ -247,7 +253,7 @@ class FitList:
             return None
         for i, s in enumerate(self.sizes[j]):
             if s >= n:
-                return self.keys[j][i]
+                return j, i
         raise AssertionError("FitList: a bucket maximum without its block")
 
     def items(self) -> list[tuple[int, int]]:
@@ -257,7 +263,6 @@ class FitList:
     def check(self) -> None:
         flat = [k for ks in self.keys for k in ks]
         assert flat == sorted(flat) and len(set(flat)) == len(flat), "FitList keys out of order"
-        assert len(flat) == self.n, "FitList count"
         for ks, sz, m, lo in zip(self.keys, self.sizes, self.maxes, self.mins, strict=True):
             assert ks and len(ks) == len(sz) and max(sz) == m and lo == ks[0], "FitList bucket"
         pm = self.pmax
@@ -525,42 +530,29 @@ class SeqFit(ClassicAllocator):
         ordered list, or a LIFO/FIFO list searched first/next fit) to closures that hold the
         configuration and the heap's dicts in local variables: :meth:`malloc`,
         :meth:`_place_fast`, :meth:`free` and :meth:`_release_fast` in one frame each, the
-        same steps and the same stores in the same order. A subclass that rebinds its index
-        operations after ``_configure`` calls this again."""
+        same steps and the same stores in the same order. The configurations on a FitList
+        take :meth:`_build_fitlist_fast`; this one serves best fit, worst fit (its lazy heap
+        inline) and subclasses with their own index operations. A subclass that rebinds its
+        index operations after ``_configure`` calls this again."""
         self.__dict__.pop("malloc", None)
         self.__dict__.pop("free", None)
         if not self.fast:
             return
+        if self.fits is not None:
+            self._build_fitlist_fast()
+            return
         fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
         fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
         w = self.w
-        hdr, fa, ff, links = self.hdr, self.ftr_alloc, self.ftr_free, self.links
-        hl = hdr + links
+        hdr, fa, ff = self.hdr, self.ftr_alloc, self.ftr_free
+        hl = hdr + self.links
         hf = self.hdr_ftr
         a = self.alignment
         mb = self.min_block
         merge = self.merge
-        next_fit = self.next_fit
-        addr_order = self.order == "address"
-        rover_fix = self.rover_fix
-        pos, at_pos = self.pos, self.at_pos
-        pos_pop = pos.pop
-        seq = self.seq
-        lifo = self.order == "lifo"
-        af = self.fits                             # a FitList: address, LIFO or FIFO order
-        seq_order = af is not None and not addr_order    # keys are list positions
-        addr_ix = af is not None and addr_order    # free: FitList calls with address keys
-        first_inline = af is not None and self.placement == "first"
         find = self._find
         ix_move, ix_merge = self._ix_move, self._ix_merge
         ix_add, ix_remove = self._index_add, self._index_remove
-        if af is not None:
-            f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, \
-                af.pmax
-            f_settle, f_insert, f_remove, f_replace = af._settle, af.insert, af.remove, af.replace
-            f_raise = af._raise
-            load2 = 2 * af.LOAD                    # a bucket splits above this many keys
-        fifo_tail = af is not None and self.order == "fifo"   # new keys go last
         wheap: list[int] | None = self.__dict__.get("wheap")   # worst fit's lazy heap
         wcompact = self.__dict__.get("_wcompact")
         general_malloc = ClassicAllocator.malloc
@@ -573,19 +565,7 @@ class SeqFit(ClassicAllocator):
             asize = (size + hf + a - 1) & -a
             if asize < mb:
                 asize = mb
-            if first_inline:                       # FitList.first_fit(asize), inline
-                j = bisect_left(f_pmax, asize)
-                blk = 0
-                if j < len(f_pmax) and f_maxes[j] < asize:
-                    j = f_settle(j, asize)         # a running maximum left high: walk on
-                if j < len(f_pmax):
-                    for i, s in enumerate(f_sizes[j]):
-                        if s >= asize:
-                            blk = f_keys[j][i]
-                            if seq_order:
-                                blk = at_pos[blk]
-                            break
-            elif wheap is not None:                # worst fit's find, inline
+            if wheap is not None:                  # worst fit's find, inline
                 blk = 0
                 while wheap:
                     k = wheap[0]
@@ -603,30 +583,11 @@ class SeqFit(ClassicAllocator):
             # _place_fast(blk, asize), inline
             bsize = fb_pop(blk)
             rest = bsize - asize
-            if next_fit:
-                self.rover = blk if addr_order else pos[blk]
             if rest >= mb:
                 r = blk + asize
                 fb[r] = rest
                 fe[blk + bsize] = r
-                if af is not None:                 # FitList.replace(k, k2, rest), inline
-                    if seq_order:                  # the remainder keeps the list position
-                        k = k2 = pos.pop(blk)
-                        pos[r] = k
-                        at_pos[k] = r
-                    else:
-                        k, k2 = blk, r
-                    j = bisect_right(f_mins, k) - 1
-                    ks = f_keys[j]
-                    i = bisect_left(ks, k)
-                    ks[i] = k2
-                    sz = f_sizes[j]
-                    sz[i] = rest
-                    if not i:
-                        f_mins[j] = k2
-                    if bsize == f_maxes[j]:
-                        f_maxes[j] = max(sz)
-                elif wheap is not None and wheap[0] == ((_SIZE_MAX - bsize) << _SHIFT) | blk:
+                if wheap is not None and wheap[0] == ((_SIZE_MAX - bsize) << _SHIFT) | blk:
                     heapreplace(wheap, ((_SIZE_MAX - rest) << _SHIFT) | r)   # ix_move's case
                 else:
                     ix_move(blk, bsize, r, rest)
@@ -676,41 +637,14 @@ class SeqFit(ClassicAllocator):
                 del fe[blk]
                 if ns is not None:
                     del fb[nxt]
-                    if addr_ix:
-                        f_remove(nxt)
-                    elif seq_order:                # ix_remove of _specialise_seq, inline
-                        q = pos_pop(nxt)
-                        del at_pos[q]
-                        f_remove(q)
-                    elif wheap is None:            # (worst fit: the entry goes stale)
+                    if wheap is None:              # (worst fit: the entry goes stale)
                         ix_remove(nxt, ns)
                     size += ns
                 ps = fb[prev]
                 size += ps
                 fb[prev] = size
                 fe[prev + size] = prev
-                if addr_ix:
-                    f_replace(prev, prev, size)
-                elif seq_order:                    # ix_merge of _specialise_seq, inline
-                    q = pos_pop(prev)
-                    del at_pos[q]
-                    p = next(seq)
-                    if lifo:
-                        p = _POS_MAX - p
-                    pos[prev] = p
-                    at_pos[p] = prev
-                    if fifo_tail and len(f_keys[-1]) < load2:
-                        # FitList.insert(p, size) at the tail, inline: p is the largest key
-                        ks = f_keys[-1]
-                        ks.append(p)
-                        f_sizes[-1].append(size)
-                        af.n += 1
-                        if size > f_maxes[-1]:
-                            f_raise(len(f_maxes) - 1, size)
-                    else:
-                        f_insert(p, size)
-                    f_remove(q)
-                elif wheap is not None:            # worst fit's ix_move, inline
+                if wheap is not None:              # worst fit's ix_move, inline
                     k = ((_SIZE_MAX - size) << _SHIFT) | prev
                     if wheap and wheap[0] == ((_SIZE_MAX - ps) << _SHIFT) | prev:
                         heapreplace(wheap, k)
@@ -726,28 +660,7 @@ class SeqFit(ClassicAllocator):
                 size += ns
                 fb[blk] = size
                 fe[blk + size] = blk
-                if addr_ix:
-                    f_replace(nxt, blk, size)
-                elif seq_order:                    # ix_merge of _specialise_seq, inline
-                    q = pos_pop(nxt)
-                    del at_pos[q]
-                    p = next(seq)
-                    if lifo:
-                        p = _POS_MAX - p
-                    pos[blk] = p
-                    at_pos[p] = blk
-                    if fifo_tail and len(f_keys[-1]) < load2:
-                        # FitList.insert(p, size) at the tail, inline: p is the largest key
-                        ks = f_keys[-1]
-                        ks.append(p)
-                        f_sizes[-1].append(size)
-                        af.n += 1
-                        if size > f_maxes[-1]:
-                            f_raise(len(f_maxes) - 1, size)
-                    else:
-                        f_insert(p, size)
-                    f_remove(q)
-                elif wheap is not None:            # worst fit's ix_move, inline
+                if wheap is not None:              # worst fit's ix_move, inline
                     k = ((_SIZE_MAX - size) << _SHIFT) | blk
                     if wheap and wheap[0] == ((_SIZE_MAX - ns) << _SHIFT) | nxt:
                         heapreplace(wheap, k)
@@ -760,21 +673,232 @@ class SeqFit(ClassicAllocator):
             else:
                 fb[blk] = size
                 fe[blk + size] = blk
-                if addr_ix:
-                    f_insert(blk, size)
-                elif seq_order:                    # ix_add of _specialise_seq, inline
-                    p = next(seq)
-                    if lifo:
-                        p = _POS_MAX - p
-                    pos[blk] = p
-                    at_pos[p] = blk
-                    f_insert(p, size)
-                elif wheap is not None:            # worst fit's ix_add, inline
+                if wheap is not None:              # worst fit's ix_add, inline
                     heappush(wheap, ((_SIZE_MAX - size) << _SHIFT) | blk)
                     if len(wheap) > 2 * len(fb) + 64:
                         wcompact()
                 else:
                     ix_add(blk, size)
+            if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
+                w(blk, size)                       # header and footer on adjacent pages
+            else:
+                if hl:
+                    w(blk, hl)
+                if ff:
+                    w(blk + size - ff, ff)
+
+        self.malloc = malloc                        # type: ignore[method-assign]
+        self.free = free                            # type: ignore[method-assign]
+
+    def _build_fitlist_fast(self) -> None:
+        """:meth:`_build_fast` for the configurations on a FitList (first or next fit over an
+        address, LIFO or FIFO list). The search leaves the bucket and index of the block it
+        found, so that taking or splitting the block updates the list there without another
+        lookup; the FitList updates of ``free`` are inline too (FitList.insert, .replace)."""
+        fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
+        fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
+        w = self.w
+        hdr, fa, ff = self.hdr, self.ftr_alloc, self.ftr_free
+        hl = hdr + self.links
+        hf = self.hdr_ftr
+        a = self.alignment
+        mb = self.min_block
+        merge = self.merge
+        next_fit = self.next_fit
+        rover_fix = self.rover_fix
+        seq_order = self.order != "address"      # keys are list positions (LIFO/FIFO)
+        pos, at_pos = self.pos, self.at_pos
+        pos_pop = pos.pop
+        seq = self.seq
+        lifo = self.order == "lifo"
+        af = self.fits
+        assert af is not None
+        f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, af.pmax
+        f_settle, f_locate, f_insert, f_remove = af._settle, af.locate, af.insert, af.remove
+        f_raise, f_split = af._raise, af._split
+        load2 = 2 * af.LOAD                        # a bucket splits above this many keys
+        general_malloc = ClassicAllocator.malloc
+        general_free = self._free
+        limit = _SIZE_MAX >> 2
+
+        def malloc(size: int) -> int:
+            if self.mmap_threshold is not None or not 0 <= size <= limit:
+                return general_malloc(self, size)
+            asize = (size + hf + a - 1) & -a
+            if asize < mb:
+                asize = mb
+            if next_fit:
+                at = f_locate(asize, self.rover)
+                if at is None:
+                    at = f_locate(asize)
+                    if at is None:
+                        return general_malloc(self, size)
+                j, i = at
+                sz = f_sizes[j]
+            else:                                  # FitList.locate(asize), inline
+                j = bisect_left(f_pmax, asize)
+                if j < len(f_pmax) and f_maxes[j] < asize:
+                    j = f_settle(j, asize)         # a running maximum left high: walk on
+                if j == len(f_pmax):
+                    return general_malloc(self, size)
+                sz = f_sizes[j]
+                for i, s in enumerate(sz):         # noqa: B007 (i is used below)
+                    if s >= asize:
+                        break
+            ks = f_keys[j]
+            k = ks[i]
+            blk = at_pos[k] if seq_order else k
+            # _place_fast(blk, asize), inline, at the place (j, i) the search found
+            bsize = fb_pop(blk)
+            rest = bsize - asize
+            if next_fit:
+                self.rover = k
+            if rest >= mb:
+                r = blk + asize
+                fb[r] = rest
+                fe[blk + bsize] = r
+                if seq_order:                      # the remainder keeps the list position
+                    del pos[blk]
+                    pos[r] = k
+                    at_pos[k] = r
+                else:
+                    ks[i] = r
+                    if not i:
+                        f_mins[j] = r
+                sz[i] = rest
+                if bsize == f_maxes[j]:
+                    f_maxes[j] = max(sz)
+                self.free_bytes -= asize
+                # the stores of _place_fast (its Tricky: comment)
+                e = r + hl
+                if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, e - blk)
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if e > r - fa:
+                        w(r - fa, e - r + fa)
+                if ff:
+                    w(blk + bsize - ff, ff)
+            else:
+                del fe[blk + bsize]
+                if seq_order:
+                    del pos[blk]
+                    del at_pos[k]
+                del ks[i]
+                del sz[i]
+                if not ks:
+                    del f_keys[j], f_sizes[j], f_maxes[j], f_mins[j], f_pmax[j]
+                else:
+                    if not i:
+                        f_mins[j] = ks[0]
+                    if bsize == f_maxes[j]:
+                        f_maxes[j] = max(sz)
+                self.free_bytes -= bsize
+                asize = bsize
+                if hdr:
+                    w(blk, hdr)
+                if fa:
+                    w(blk + asize - fa, fa)
+            ab[blk] = asize
+            self.in_use_bytes += asize
+            return blk + hdr
+
+        def relist(old: int, new: int, size: int) -> None:
+            """A LIFO/FIFO list: the merged block ``new`` leaves the list position of
+            ``old`` and is inserted anew (at the front for LIFO, the back for FIFO).
+            Tricky: inserted before the old entry is removed (see _specialise_seq)."""
+            q = pos_pop(old)
+            del at_pos[q]
+            p = next(seq)
+            if lifo:
+                p = _POS_MAX - p
+            pos[new] = p
+            at_pos[p] = new
+            f_insert(p, size)
+            f_remove(q)
+
+        def free(ptr: int) -> None:
+            blk = ptr - hdr
+            size = ab_pop(blk, None)
+            if size is None:
+                if ptr:
+                    general_free(ptr)
+                return
+            self.in_use_bytes -= size
+            # _release_fast(blk, size), inline
+            self.free_bytes += size
+            if merge:
+                nxt = blk + size
+                ns = fb_get(nxt)
+                prev = fe_get(blk)
+            else:
+                ns = prev = None
+            if prev is not None:
+                del fe[blk]
+                if ns is not None:
+                    del fb[nxt]
+                    if seq_order:
+                        q = pos_pop(nxt)
+                        del at_pos[q]
+                        f_remove(q)
+                    else:
+                        f_remove(nxt)
+                    size += ns
+                size += fb[prev]
+                fb[prev] = size
+                fe[prev + size] = prev
+                if seq_order:
+                    relist(prev, prev, size)
+                else:                              # FitList.replace(prev, prev, size), inline
+                    j = bisect_right(f_mins, prev) - 1
+                    f_sizes[j][bisect_left(f_keys[j], prev)] = size
+                    if size > f_maxes[j]:
+                        f_raise(j, size)
+                blk = prev
+            elif ns is not None:
+                del fb[nxt]
+                size += ns
+                fb[blk] = size
+                fe[blk + size] = blk
+                if seq_order:
+                    relist(nxt, blk, size)
+                else:                              # FitList.replace(nxt, blk, size), inline
+                    j = bisect_right(f_mins, nxt) - 1
+                    ks = f_keys[j]
+                    i = bisect_left(ks, nxt)
+                    ks[i] = blk
+                    f_sizes[j][i] = size
+                    if not i:
+                        f_mins[j] = blk
+                    if size > f_maxes[j]:
+                        f_raise(j, size)
+            else:
+                fb[blk] = size
+                fe[blk + size] = blk
+                if seq_order:
+                    k = next(seq)
+                    if lifo:
+                        k = _POS_MAX - k
+                    pos[blk] = k
+                    at_pos[k] = blk
+                else:
+                    k = blk
+                if f_mins:                         # FitList.insert(k, size), inline
+                    j = bisect_right(f_mins, k) - 1
+                    if j < 0:
+                        j = 0
+                        f_mins[0] = k
+                    ks = f_keys[j]
+                    i = bisect_left(ks, k)
+                    ks.insert(i, k)
+                    f_sizes[j].insert(i, size)
+                    if size > f_maxes[j]:
+                        f_raise(j, size)
+                    if len(ks) > load2:
+                        f_split(j)
+                else:
+                    f_insert(k, size)
             if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
                 w(blk, size)                       # header and footer on adjacent pages
             else:
