@@ -194,7 +194,27 @@ class FitList:
             self.mins[j] = ks[0]
         if size == self.maxes[j]:
             self.maxes[j] = max(sz)
+        if len(ks) < self.LOAD >> 1:
+            self._join(j)
         return size
+
+    def _join(self, j: int) -> None:
+        """Bucket ``j`` fell below ``LOAD / 2`` keys: join it to a neighbour (split again when
+        that makes too many), so that buckets stay at least a quarter full however keys come
+        and go (a LIFO list inserts at the front only, a FIFO list at the back only)."""
+        if len(self.keys) < 2:
+            return
+        if j + 1 == len(self.keys):
+            j -= 1
+        keys, sizes, maxes = self.keys, self.sizes, self.maxes
+        keys[j:j + 2] = [keys[j] + keys[j + 1]]
+        sizes[j:j + 2] = [sizes[j] + sizes[j + 1]]
+        m = maxes[j + 1]
+        maxes[j:j + 2] = [maxes[j] if maxes[j] > m else m]
+        del self.mins[j + 1]
+        del self.pmax[j]                   # the joined bucket's bound is the later one's
+        if len(keys[j]) > 2 * self.LOAD:
+            self._split(j)
 
     def replace(self, old: int, new: int, size: int) -> None:
         """Give the entry ``old`` the key ``new`` and the size ``size``; the caller guarantees
@@ -265,6 +285,9 @@ class FitList:
         assert flat == sorted(flat) and len(set(flat)) == len(flat), "FitList keys out of order"
         for ks, sz, m, lo in zip(self.keys, self.sizes, self.maxes, self.mins, strict=True):
             assert ks and len(ks) == len(sz) and max(sz) == m and lo == ks[0], "FitList bucket"
+            assert len(ks) <= 2 * self.LOAD, "FitList bucket over full"
+        assert len(self.keys) < 2 or min(map(len, self.keys)) >= self.LOAD >> 1, \
+            "FitList bucket under a quarter full"
         pm = self.pmax
         assert len(pm) == len(self.maxes), "FitList running maxima"
         assert pm == sorted(pm), "FitList running maxima out of order"
@@ -715,8 +738,9 @@ class SeqFit(ClassicAllocator):
         assert af is not None
         f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, af.pmax
         f_settle, f_locate, f_insert, f_remove = af._settle, af.locate, af.insert, af.remove
-        f_raise, f_split = af._raise, af._split
+        f_raise, f_split, f_join = af._raise, af._split, af._join
         load2 = 2 * af.LOAD                        # a bucket splits above this many keys
+        join_below = af.LOAD >> 1                  # and joins a neighbour below this many
         general_malloc = ClassicAllocator.malloc
         general_free = self._free
         limit = _SIZE_MAX >> 2
@@ -794,6 +818,8 @@ class SeqFit(ClassicAllocator):
                         f_mins[j] = ks[0]
                     if bsize == f_maxes[j]:
                         f_maxes[j] = max(sz)
+                    if len(ks) < join_below:
+                        f_join(j)
                 self.free_bytes -= bsize
                 asize = bsize
                 if hdr:
