@@ -63,6 +63,16 @@ Costs: the simulated walk is an address-ordered index of the free blocks in whic
 knows its largest block (:class:`memsim.alloc.seqfit.FitList`), so ``find_fit`` costs
 O(n/B + B) instead of the book's O(all blocks); it returns the block the walk would return.
 
+Two paths, one behaviour: the methods above read like the book and serve the first call
+(``mm_init``), heap extension, ``realloc``, ``memalign`` and misuse; ``malloc`` and ``free``
+of an instance are closures (:meth:`CsappAllocator._build_fast`) that do the same steps
+when a free block fits, in one frame, on the FitList's lists directly (the search leaves
+the bucket and index of the block it found, which the split updates in place). They store
+the same words, but two stores on the same or adjacent pages are one write, in ascending
+address order (the kernel sees the same pages first written in the same order). The
+pointers, brk calls and first-written pages of both paths are compared call by call in
+``tests/alloc/test_csapp_fast.py``.
+
 Invariants (:meth:`CsappAllocator.check`): walking the headers from the prologue reaches the
 epilogue at the break; every block is a multiple of DSIZE and at least 2*DSIZE, its payload
 DSIZE-aligned; no two free blocks touch; the free index holds exactly the free blocks; the
@@ -135,8 +145,7 @@ class CsappAllocator(ClassicAllocator):
         self.free_blocks: dict[int, int] = {}      # bp -> block size
         self.free_end: dict[int, int] = {}         # bp + size (the next bp) -> bp
         self.fits = FitList()                      # free blocks by address
-        self.in_use_bytes = 0
-        self.free_bytes = 0
+        self.in_use_bytes = 0                      # allocated blocks (free_bytes: the rest)
         self._build_fast()
 
     # --- memlib.c ----------------------------------------------------------------------------
@@ -334,9 +343,10 @@ class CsappAllocator(ClassicAllocator):
         fits = self.fits
         f_keys, f_sizes, f_mins, f_maxes, f_pmax = (fits.keys, fits.sizes, fits.mins,
                                                     fits.maxes, fits.pmax)
-        f_settle, f_insert, f_remove, f_raise = fits._settle, fits.insert, fits.remove, \
-            fits._raise
-        first_fit = fits.first_fit
+        f_settle, f_locate, f_insert, f_remove = (fits._settle, fits.locate, fits.insert,
+                                                  fits.remove)
+        f_raise, f_split = fits._raise, fits._split
+        load2 = 2 * fits.LOAD                 # a bucket splits above this many keys
         book_malloc = CsappAllocator.malloc.__get__(self)
         book_free = self.mm_free
 
@@ -344,38 +354,35 @@ class CsappAllocator(ClassicAllocator):
             if not 0 < size < fast_limit:
                 return book_malloc(size)
             asize = (size + round_up) & -D
-            # find_fit, inline; (j, i) = where blk is in the FitList
-            blk = 0
+            # find_fit, inline: (j, i) = where the block is in the FitList
             if next_fit:
                 rover = self.rover
                 j = bisect_right(f_mins, rover) - 1
+                i = n = 0
                 if j >= 0 and f_maxes[j] >= asize:    # the rover's bucket, from the rover
-                    ks = f_keys[j]
                     sz = f_sizes[j]
-                    for i in range(bisect_left(ks, rover), len(ks)):
-                        if sz[i] >= asize:
-                            blk = ks[i]
-                            break
-                if not blk:
-                    k = first_fit(asize, rover)
-                    if k is None:
-                        k = first_fit(asize)
-                    if k is None:
+                    i = bisect_left(f_keys[j], rover)
+                    n = len(sz)
+                    while i < n and sz[i] < asize:
+                        i += 1
+                if i == n:                          # FitList.first_fit from the rover, wrapped
+                    at = f_locate(asize, rover) or f_locate(asize)
+                    if at is None:
                         return book_malloc(size)    # extend_heap; the rover stays
-                    blk = k
-                    j = bisect_right(f_mins, blk) - 1
-                    i = bisect_left(f_keys[j], blk)
-                self.rover = blk
+                    j, i = at
+                blk = self.rover = f_keys[j][i]
             else:                                   # FitList.first_fit(asize), inline
                 j = bisect_left(f_pmax, asize)
                 if j < len(f_pmax) and f_maxes[j] < asize:
                     j = f_settle(j, asize)          # a running maximum left high: walk on
                 if j == len(f_pmax):
                     return book_malloc(size)        # extend_heap
-                for i, s in enumerate(f_sizes[j]):
+                i = 0
+                for s in f_sizes[j]:
                     if s >= asize:
-                        blk = f_keys[j][i]
                         break
+                    i += 1
+                blk = f_keys[j][i]
             # place(blk, asize), inline
             csize = fb_pop(blk)
             end = blk + csize
@@ -384,8 +391,7 @@ class CsappAllocator(ClassicAllocator):
                 r = blk + asize
                 fb[r] = rest
                 fe[end] = r
-                # FitList.replace(blk, r, rest), inline, at the search's (j, i): r sorts
-                # where blk did
+                # FitList.replace(blk, r, rest) at (j, i): r sorts where blk did
                 f_keys[j][i] = r
                 sz = f_sizes[j]
                 sz[i] = rest
@@ -393,26 +399,24 @@ class CsappAllocator(ClassicAllocator):
                     f_mins[j] = r
                 if csize == f_maxes[j]:
                     f_maxes[j] = max(sz)
-                self.free_bytes -= asize
                 ab[blk] = asize
                 self.in_use_bytes += asize
                 # header; footer + the remainder's header; the remainder's footer
-                s, e = blk - W, r
+                s = blk - W
                 if (r - W2) >> 12 > ((blk - 1) >> 12) + 1:
                     w(s, W)
                     s = r - W2
                 c = end - W2
                 if c >> 12 > ((r - 1) >> 12) + 1:
-                    w(s, e - s)
+                    w(s, r - s)
                     s = c
                 w(s, end - W - s)
                 return blk
             del fe[end]
             f_remove(blk)
-            self.free_bytes -= csize
             ab[blk] = csize
             self.in_use_bytes += csize
-            c = end - W2                              # header and footer
+            c = end - W2                            # header and footer
             if c >> 12 > ((blk - 1) >> 12) + 1:
                 w(blk - W, W)
                 w(c, W)
@@ -427,17 +431,27 @@ class CsappAllocator(ClassicAllocator):
                     book_free(bp)                   # raises: not an allocated block
                 return
             self.in_use_bytes -= size
-            self.free_bytes += size
             # coalesce(bp, size), inline
             nxt = bp + size
             ns = fb_get(nxt)
             prev = fe_get(bp)
             if prev is None:
-                if ns is None:                      # case 1
+                if ns is None:                      # case 1: FitList.insert, inline
                     fb[bp] = size
                     fe[nxt] = bp
-                    f_insert(bp, size)
                     end = nxt
+                    j = bisect_right(f_mins, bp) - 1
+                    if j < 0:
+                        f_insert(bp, size)          # before the first bucket, or none
+                    else:
+                        ks = f_keys[j]
+                        i = bisect_left(ks, bp)
+                        ks.insert(i, bp)
+                        f_sizes[j].insert(i, size)
+                        if size > f_maxes[j]:
+                            f_raise(j, size)
+                        if len(ks) > load2:
+                            f_split(j)
                     key = 0
                 else:                               # case 2: the block takes nxt's key
                     del fb[nxt]
@@ -484,13 +498,11 @@ class CsappAllocator(ClassicAllocator):
     def _list(self, bp: int, size: int) -> None:
         self.free_blocks[bp] = size
         self.free_end[bp + size] = bp
-        self.free_bytes += size
         self.fits.insert(bp, size)
 
     def _unlist(self, bp: int) -> int:
         size = self.free_blocks.pop(bp)
         del self.free_end[bp + size]
-        self.free_bytes -= size
         self.fits.remove(bp)
         return size
 
@@ -576,6 +588,14 @@ class CsappAllocator(ClassicAllocator):
         return self._usable(ptr)
 
     # --- accounting ------------------------------------------------------------------------------
+    @property
+    def free_bytes(self) -> int:
+        """Bytes in free blocks: the blocks tile the heap between the prologue and the
+        epilogue, so this is the heap less those 4 words and the allocated blocks."""
+        if not self.heap_listp:
+            return 0
+        return self.mem_brk - self.mem_start_brk - 4 * self.WSIZE - self.in_use_bytes
+
     def usage(self) -> HeapUsage:
         """in_use: allocated blocks (headers and footers included); free: free blocks but a
         last one; top: a free block that ends at the epilogue; overhead: padding, prologue
