@@ -837,11 +837,22 @@ class SeqFit(ClassicAllocator):
             q = pos_pop(old)
             del at_pos[q]
             p = next(seq)
-            if lifo:
-                p = _POS_MAX - p
+            if lifo:                               # FitList.insert(p, size), inline: p
+                p = _POS_MAX - p                   # goes first (LIFO) or last (FIFO)
+                j = i = 0
+                f_mins[0] = p
+            else:
+                j = len(f_keys) - 1
+                i = len(f_keys[j])
             pos[new] = p
             at_pos[p] = new
-            f_insert(p, size)
+            ks = f_keys[j]
+            ks.insert(i, p)
+            f_sizes[j].insert(i, size)
+            if size > f_maxes[j]:
+                f_raise(j, size)
+            if len(ks) > load2:
+                f_split(j)
             f_remove(q)
 
         def free(ptr: int) -> None:
