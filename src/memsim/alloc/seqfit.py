@@ -853,7 +853,22 @@ class SeqFit(ClassicAllocator):
                 f_raise(j, size)
             if len(ks) > load2:
                 f_split(j)
-            f_remove(q)
+            # FitList.remove(q), inline
+            j = bisect_right(f_mins, q) - 1
+            ks = f_keys[j]
+            i = bisect_left(ks, q)
+            sz = f_sizes[j]
+            s = sz.pop(i)
+            del ks[i]
+            if not ks:
+                del f_keys[j], f_sizes[j], f_maxes[j], f_mins[j], f_pmax[j]
+                return
+            if not i:
+                f_mins[j] = ks[0]
+            if s == f_maxes[j]:
+                f_maxes[j] = max(sz)
+            if len(ks) < join_below:
+                f_join(j)
 
         def free(ptr: int) -> None:
             blk = ptr - hdr
