@@ -96,8 +96,8 @@ MALLOCLAB_MAX_HEAP = 20 * (1 << 20)
 #: the book's CHUNKSIZE: extend the heap by this many bytes (at least)
 CHUNKSIZE = 1 << 12
 #: the methods whose steps the fast path (CsappAllocator._build_fast) does inline
-_FAST_COVERS = ("malloc", "free", "mm_malloc", "mm_free", "find_fit", "place", "coalesce",
-                "adjusted_size", "_list", "_unlist", "_set_alloc")
+_FAST_COVERS = ("malloc", "free", "realloc", "mm_malloc", "mm_free", "mm_realloc", "find_fit",
+                "place", "coalesce", "adjusted_size", "_list", "_unlist", "_set_alloc")
 
 
 class CsappAllocator(ClassicAllocator):
@@ -142,9 +142,7 @@ class CsappAllocator(ClassicAllocator):
         self.heap_listp = 0                  # payload of the prologue; 0 before mm_init
         self.rover = 0
         self.alloc_blocks: dict[int, int] = {}     # bp -> block size
-        self.free_blocks: dict[int, int] = {}      # bp -> block size
-        self.free_end: dict[int, int] = {}         # bp + size (the next bp) -> bp
-        self.fits = FitList()                      # free blocks by address
+        self.fits = FitList()                      # the free blocks: bp -> size, by address
         self.in_use_bytes = 0                      # allocated blocks (free_bytes: the rest)
         self._build_fast()
 
@@ -210,10 +208,9 @@ class CsappAllocator(ClassicAllocator):
     def coalesce(self, bp: int, size: int) -> int:
         """The book's ``coalesce``: merge the free block ``bp`` with free neighbours (the four
         cases), enter the result in the free list, and keep the rover out of its inside."""
-        fb = self.free_blocks
         nxt = bp + size
-        ns = fb.get(nxt)
-        prev = self.free_end.get(bp)
+        ns = self._free_size(nxt)            # the next block's header: free?
+        prev = self._free_before(bp)         # the previous block's footer: free?
         if ns is not None:                   # case 2 / 4: the next block is free
             self._unlist(nxt)
             size += ns
@@ -332,8 +329,8 @@ class CsappAllocator(ClassicAllocator):
         for name in _FAST_COVERS:
             if getattr(cls, name) is not getattr(CsappAllocator, name):
                 return
-        fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
-        fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
+        ab = self.alloc_blocks
+        ab_pop = ab.pop
         w = self.w
         W, D, MB = self.WSIZE, self.DSIZE, self.MIN_BLOCK
         W2 = 2 * W
@@ -343,18 +340,22 @@ class CsappAllocator(ClassicAllocator):
         fits = self.fits
         f_keys, f_sizes, f_mins, f_maxes, f_pmax = (fits.keys, fits.sizes, fits.mins,
                                                     fits.maxes, fits.pmax)
-        f_settle, f_locate, f_insert, f_remove = (fits._settle, fits.locate, fits.insert,
-                                                  fits.remove)
+        f_settle, f_locate, f_remove = fits._settle, fits.locate, fits.remove
         f_raise, f_split = fits._raise, fits._split
         load2 = 2 * fits.LOAD                 # a bucket splits above this many keys
+        half = fits.LOAD // 2                 # and joins a neighbour below this many
         book_malloc = CsappAllocator.malloc.__get__(self)
         book_free = self.mm_free
+        book_realloc = CsappAllocator.realloc.__get__(self)
+        coalesce = self.coalesce
+        read = self.sys.read
+        ab_get = ab.get
 
         def malloc(size: int) -> int:
             if not 0 < size < fast_limit:
                 return book_malloc(size)
             asize = (size + round_up) & -D
-            # find_fit, inline: (j, i) = where the block is in the FitList
+            # find_fit, inline: the block is f_keys[j][i], its size f_sizes[j][i]
             if next_fit:
                 rover = self.rover
                 j = bisect_right(f_mins, rover) - 1
@@ -370,30 +371,31 @@ class CsappAllocator(ClassicAllocator):
                     if at is None:
                         return book_malloc(size)    # extend_heap; the rover stays
                     j, i = at
-                blk = self.rover = f_keys[j][i]
+                    sz = f_sizes[j]
+                ks = f_keys[j]
+                blk = self.rover = ks[i]
             else:                                   # FitList.first_fit(asize), inline
                 j = bisect_left(f_pmax, asize)
                 if j < len(f_pmax) and f_maxes[j] < asize:
                     j = f_settle(j, asize)          # a running maximum left high: walk on
                 if j == len(f_pmax):
                     return book_malloc(size)        # extend_heap
+                sz = f_sizes[j]
                 i = 0
-                for s in f_sizes[j]:
-                    if s >= asize:
+                for csize in sz:
+                    if csize >= asize:
                         break
                     i += 1
-                blk = f_keys[j][i]
+                ks = f_keys[j]
+                blk = ks[i]
             # place(blk, asize), inline
-            csize = fb_pop(blk)
+            csize = sz[i]
             end = blk + csize
             rest = csize - asize
             if rest >= MB:
+                # split: the remainder r takes blk's entry (FitList.replace; r sorts there)
                 r = blk + asize
-                fb[r] = rest
-                fe[end] = r
-                # FitList.replace(blk, r, rest) at (j, i): r sorts where blk did
-                f_keys[j][i] = r
-                sz = f_sizes[j]
+                ks[i] = r
                 sz[i] = rest
                 if not i:
                     f_mins[j] = r
@@ -412,8 +414,17 @@ class CsappAllocator(ClassicAllocator):
                     s = c
                 w(s, end - W - s)
                 return blk
-            del fe[end]
-            f_remove(blk)
+            # the whole block: FitList.remove(blk), inline while the bucket keeps LOAD / 2
+            # keys (remove then changes nothing else)
+            if len(ks) > half:
+                del ks[i]
+                del sz[i]
+                if not i:
+                    f_mins[j] = ks[0]
+                if csize == f_maxes[j]:
+                    f_maxes[j] = max(sz)
+            else:
+                f_remove(blk)
             ab[blk] = csize
             self.in_use_bytes += csize
             c = end - W2                            # header and footer
@@ -431,57 +442,55 @@ class CsappAllocator(ClassicAllocator):
                     book_free(bp)                   # raises: not an allocated block
                 return
             self.in_use_bytes -= size
-            # coalesce(bp, size), inline
+            # coalesce(bp, size), inline: the free blocks before and after bp are its
+            # neighbours in the FitList, free neighbours in the heap when they touch it
+            j = bisect_right(f_mins, bp) - 1
+            if j < 0:                               # no free block before bp
+                coalesce(bp, size)
+                return
+            ks = f_keys[j]
+            sz = f_sizes[j]
+            i = bisect_left(ks, bp)                 # >= 1: ks[0] < bp
             nxt = bp + size
-            ns = fb_get(nxt)
-            prev = fe_get(bp)
-            if prev is None:
-                if ns is None:                      # case 1: FitList.insert, inline
-                    fb[bp] = size
-                    fe[nxt] = bp
-                    end = nxt
-                    j = bisect_right(f_mins, bp) - 1
-                    if j < 0:
-                        f_insert(bp, size)          # before the first bucket, or none
-                    else:
-                        ks = f_keys[j]
-                        i = bisect_left(ks, bp)
-                        ks.insert(i, bp)
-                        f_sizes[j].insert(i, size)
-                        if size > f_maxes[j]:
-                            f_raise(j, size)
-                        if len(ks) > load2:
-                            f_split(j)
-                    key = 0
-                else:                               # case 2: the block takes nxt's key
-                    del fb[nxt]
-                    size += ns
-                    fb[bp] = size
-                    end = bp + size
-                    fe[end] = bp
-                    key = nxt
+            if i < len(ks):                         # where the next free block is
+                nj, ni = j, i
             else:
-                del fe[bp]
-                if ns is not None:                  # case 4
-                    del fb[nxt]
-                    f_remove(nxt)
-                    size += ns
-                bp = key = prev                     # case 3 / 4: prev grows in place
-                size += fb[prev]
-                fb[prev] = size
-                end = prev + size
-                fe[end] = prev
-            if key:
-                # FitList.replace(key, bp, size), inline: a merge only grows the block
-                j = bisect_right(f_mins, key) - 1
-                ks = f_keys[j]
-                i = bisect_left(ks, key)
-                ks[i] = bp
-                f_sizes[j][i] = size
-                if not i:
-                    f_mins[j] = bp
+                nj, ni = j + 1, 0
+            nfree = nj < len(f_keys) and f_keys[nj][ni] == nxt
+            prev = ks[i - 1]
+            ps = sz[i - 1]
+            if prev + ps == bp:                     # case 3 / 4: prev grows in place
+                size += ps
+                if nfree:
+                    size += f_sizes[nj][ni]
+                sz[i - 1] = size
                 if size > f_maxes[j]:
                     f_raise(j, size)
+                if nfree:                           # case 4: nxt goes (FitList.remove)
+                    if nj == j and len(ks) > half:
+                        del ks[i]
+                        del sz[i]                   # (smaller than prev now: max unchanged)
+                    else:
+                        f_remove(nxt)
+                bp = prev
+            elif nfree:                             # case 2: bp takes nxt's entry
+                nks = f_keys[nj]
+                nsz = f_sizes[nj]
+                size += nsz[ni]
+                nks[ni] = bp
+                nsz[ni] = size
+                if not ni:
+                    f_mins[nj] = bp
+                if size > f_maxes[nj]:
+                    f_raise(nj, size)
+            else:                                   # case 1: FitList.insert(bp, size)
+                ks.insert(i, bp)
+                sz.insert(i, size)
+                if size > f_maxes[j]:
+                    f_raise(j, size)
+                if len(ks) > load2:
+                    f_split(j)
+            end = bp + size
             c = end - W2                              # header and footer
             if c >> 12 > ((bp - 1) >> 12) + 1:
                 w(bp - W, W)
@@ -491,20 +500,61 @@ class CsappAllocator(ClassicAllocator):
             if next_fit and bp < self.rover < end:
                 self.rover = bp
 
+        def realloc(ptr: int, size: int) -> int:
+            # mm_realloc of an allocated block to a size the fast malloc takes, inline
+            old = ab_get(ptr)
+            if old is None or not 0 < size < fast_limit:
+                return book_realloc(ptr, size)
+            newptr = malloc(size)                   # (ENOMEM when 0, as realloc sets it)
+            if not newptr:
+                return 0
+            n = old if old < size else size
+            read(ptr, n)
+            w(newptr, n)
+            free(ptr)
+            return newptr
+
         self.malloc = malloc                        # type: ignore[method-assign]
         self.free = free                            # type: ignore[method-assign]
+        self.realloc = realloc                      # type: ignore[method-assign]
 
     # --- the blocks ---------------------------------------------------------------------------
     def _list(self, bp: int, size: int) -> None:
-        self.free_blocks[bp] = size
-        self.free_end[bp + size] = bp
         self.fits.insert(bp, size)
 
     def _unlist(self, bp: int) -> int:
-        size = self.free_blocks.pop(bp)
-        del self.free_end[bp + size]
-        self.fits.remove(bp)
-        return size
+        return self.fits.remove(bp)
+
+    def _free_size(self, bp: int) -> int | None:
+        """The size of the free block at ``bp``, or None (no free block starts there)."""
+        fits = self.fits
+        j = bisect_right(fits.mins, bp) - 1
+        if j < 0:
+            return None
+        ks = fits.keys[j]
+        i = bisect_left(ks, bp)
+        return fits.sizes[j][i] if i < len(ks) and ks[i] == bp else None
+
+    def _free_before(self, bp: int) -> int | None:
+        """The free block that ends at ``bp`` (its footer is the word before bp's header),
+        or None."""
+        fits = self.fits
+        j = bisect_left(fits.mins, bp) - 1
+        if j < 0:
+            return None
+        ks = fits.keys[j]
+        i = bisect_left(ks, bp) - 1             # >= 0: ks[0] < bp
+        return ks[i] if ks[i] + fits.sizes[j][i] == bp else None
+
+    @property
+    def free_blocks(self) -> dict[int, int]:
+        """bp -> size of every free block (a dict made from the free index on each read)."""
+        return dict(self.fits.items())
+
+    @property
+    def free_end(self) -> dict[int, int]:
+        """bp + size -> bp of every free block: the footers (made on each read)."""
+        return {bp + size: bp for bp, size in self.fits.items()}
 
     def _set_alloc(self, bp: int, size: int) -> None:
         self.alloc_blocks[bp] = size
@@ -604,9 +654,9 @@ class CsappAllocator(ClassicAllocator):
         if not self.heap_listp:
             return HeapUsage(overhead=total, total=total)
         top = 0
-        last = self.free_end.get(self.mem_brk)    # the epilogue's bp is the break
-        if last is not None:
-            top = self.free_blocks[last]
+        fits = self.fits
+        if fits.keys and fits.keys[-1][-1] + fits.sizes[-1][-1] == self.mem_brk:
+            top = fits.sizes[-1][-1]              # the last free block ends at the epilogue
         return HeapUsage(in_use=self.in_use_bytes, free=self.free_bytes - top, top=top,
                          overhead=4 * self.WSIZE, total=total)
 
@@ -615,12 +665,14 @@ class CsappAllocator(ClassicAllocator):
         self.check_big()
         assert not self.big, "the book's allocator has no mmapped blocks"
         if not self.heap_listp:
-            assert not self.alloc_blocks and not self.free_blocks, "blocks without a heap"
+            assert not self.alloc_blocks and not len(self.fits), "blocks without a heap"
             return
         W, D = self.WSIZE, self.DSIZE
         assert self.curbrk == self.mem_brk, "memlib's break is not the kernel's"
         assert self.heap_listp == self.mem_start_brk + 2 * W, "prologue misplaced"
         assert self.heap_listp % D == 0, "prologue payload misaligned"
+        free = self.free_blocks
+        self.fits.check()
         bp = self.heap_listp + D                  # the first block after the prologue
         prev_free = False
         nfree = nalloc = 0
@@ -630,10 +682,11 @@ class CsappAllocator(ClassicAllocator):
             size = self.alloc_blocks.get(bp)
             is_free = size is None
             if is_free:
-                size = self.free_blocks.get(bp)
+                size = free.get(bp)
                 assert size is not None, f"no block at {bp:#x}"
                 assert not prev_free, f"free blocks touch at {bp:#x}"
-                assert self.free_end.get(bp + size) == bp, f"footer of {bp:#x}"
+                assert self._free_size(bp) == size and self._free_before(bp + size) == bp, \
+                    f"the free index's lookups at {bp:#x}"
                 nfree += 1
             else:
                 nalloc += 1
@@ -642,12 +695,10 @@ class CsappAllocator(ClassicAllocator):
             prev_free = is_free
             bp += size
         assert bp == self.mem_brk, "the blocks do not end at the epilogue"
-        assert nfree == len(self.free_blocks) == len(self.free_end), "stray free blocks"
+        assert nfree == len(free), "stray free blocks"
         assert nalloc == len(self.alloc_blocks), "stray allocated blocks"
         assert self.in_use_bytes == sum(self.alloc_blocks.values()), "in_use_bytes"
-        assert self.free_bytes == sum(self.free_blocks.values()), "free_bytes"
-        self.fits.check()
-        assert sorted(self.fits.items()) == sorted(self.free_blocks.items()), "free index"
+        assert self.free_bytes == sum(free.values()), "free_bytes"
         if self.next_fit:
             assert self.rover == self.heap_listp or self.rover in starts, "rover inside a block"
 
