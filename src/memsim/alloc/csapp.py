@@ -88,6 +88,7 @@ from memsim.alloc.base import HeapUsage, register
 from memsim.alloc.classic import ClassicAllocator, option_error
 from memsim.alloc.seqfit import FitList
 from memsim.kernel.abi import ENOMEM, Syscalls
+from memsim.units import PAGE_SIZE as PAGE
 
 __all__ = ["CsappAllocator", "CsappFirstFit", "CsappNextFit", "MALLOCLAB_MAX_HEAP"]
 
@@ -335,6 +336,7 @@ class CsappAllocator(ClassicAllocator):
         W, D, MB = self.WSIZE, self.DSIZE, self.MIN_BLOCK
         W2 = 2 * W
         round_up = 2 * D - 1                  # asize = (size + DSIZE + DSIZE-1) & -DSIZE
+        mask = -D
         fast_limit = self.size_limit - 2 * D  # below it asize fits a header word
         next_fit = self.next_fit
         fits = self.fits
@@ -351,21 +353,34 @@ class CsappAllocator(ClassicAllocator):
         read = self.sys.read
         ab_get = ab.get
 
+        hint_j = hint_i = 0                   # next fit: where the last split's remainder is
+
         def malloc(size: int) -> int:
             if not 0 < size < fast_limit:
                 return book_malloc(size)
-            asize = (size + round_up) & -D
+            asize = (size + round_up) & mask
             # find_fit, inline: the block is f_keys[j][i], its size f_sizes[j][i]
             if next_fit:
+                nonlocal hint_j, hint_i
                 rover = self.rover
-                j = bisect_right(f_mins, rover) - 1
-                i = n = 0
+                # the first key >= rover: where the last split left its remainder, when
+                # the key before it is still below the rover, else by bisection
+                j = hint_j
+                i = hint_i
+                try:
+                    if not (i and f_keys[j][i - 1] < rover <= f_keys[j][i]):
+                        raise IndexError
+                except IndexError:
+                    j = bisect_right(f_mins, rover) - 1
+                    i = bisect_left(f_keys[j], rover) if j >= 0 else 0
+                n = 0
                 if j >= 0 and f_maxes[j] >= asize:    # the rover's bucket, from the rover
                     sz = f_sizes[j]
-                    i = bisect_left(f_keys[j], rover)
                     n = len(sz)
                     while i < n and sz[i] < asize:
                         i += 1
+                else:
+                    i = 0
                 if i == n:                          # FitList.first_fit from the rover, wrapped
                     at = f_locate(asize, rover) or f_locate(asize)
                     if at is None:
@@ -401,15 +416,19 @@ class CsappAllocator(ClassicAllocator):
                     f_mins[j] = r
                 if csize == f_maxes[j]:
                     f_maxes[j] = max(sz)
+                if next_fit:
+                    hint_j = j
+                    hint_i = i
                 ab[blk] = asize
                 self.in_use_bytes += asize
-                # header; footer + the remainder's header; the remainder's footer
+                # header; footer + the remainder's header; the remainder's footer (a
+                # block of at most a page spans at most two)
                 s = blk - W
-                if (r - W2) >> 12 > ((blk - 1) >> 12) + 1:
+                if asize > PAGE and (r - W2) >> 12 > ((blk - 1) >> 12) + 1:
                     w(s, W)
                     s = r - W2
                 c = end - W2
-                if c >> 12 > ((r - 1) >> 12) + 1:
+                if rest > PAGE and c >> 12 > ((r - 1) >> 12) + 1:
                     w(s, r - s)
                     s = c
                 w(s, end - W - s)
@@ -428,7 +447,7 @@ class CsappAllocator(ClassicAllocator):
             ab[blk] = csize
             self.in_use_bytes += csize
             c = end - W2                            # header and footer
-            if c >> 12 > ((blk - 1) >> 12) + 1:
+            if csize > PAGE and c >> 12 > ((blk - 1) >> 12) + 1:
                 w(blk - W, W)
                 w(c, W)
             else:
@@ -492,7 +511,7 @@ class CsappAllocator(ClassicAllocator):
                     f_split(j)
             end = bp + size
             c = end - W2                              # header and footer
-            if c >> 12 > ((bp - 1) >> 12) + 1:
+            if size > PAGE and c >> 12 > ((bp - 1) >> 12) + 1:
                 w(bp - W, W)
                 w(c, W)
             else:
