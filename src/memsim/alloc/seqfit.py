@@ -752,13 +752,26 @@ class SeqFit(ClassicAllocator):
             if asize < mb:
                 asize = mb
             if next_fit:
-                at = f_locate(asize, self.rover)
-                if at is None:
-                    at = f_locate(asize)
+                # FitList.locate(asize, rover), inline for its common case: a fit in the
+                # rover's own bucket, at or after the rover
+                rover = self.rover
+                j = bisect_right(f_mins, rover) - 1
+                i = -1
+                if j >= 0 and f_maxes[j] >= asize:
+                    sz = f_sizes[j]
+                    for i in range(bisect_left(f_keys[j], rover), len(sz)):
+                        if sz[i] >= asize:
+                            break
+                    else:
+                        i = -1
+                if i < 0:
+                    at = f_locate(asize, rover)
                     if at is None:
-                        return general_malloc(self, size)
-                j, i = at
-                sz = f_sizes[j]
+                        at = f_locate(asize)
+                        if at is None:
+                            return general_malloc(self, size)
+                    j, i = at
+                    sz = f_sizes[j]
             else:                                  # FitList.locate(asize), inline
                 j = bisect_left(f_pmax, asize)
                 if j < len(f_pmax) and f_maxes[j] < asize:
