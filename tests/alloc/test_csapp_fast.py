@@ -62,8 +62,9 @@ def _pair(fit: str, **options: Any) -> tuple[CsappAllocator, FirstTouch, CsappAl
     fast = create(f"csapp-{fit}-fit", fk, options)
     assert isinstance(fast, CsappAllocator)
     book = (BookFirstFit if fit == "first" else BookNextFit)(bk, **options)
-    assert "malloc" in vars(fast) and "free" in vars(fast), "the fast path is bound"
-    assert "malloc" not in vars(book) and "free" not in vars(book), "the book's path"
+    for name in ("malloc", "free", "realloc"):
+        assert name in vars(fast), "the fast path is bound"
+        assert name not in vars(book), "the book's path"
     return fast, fk, book, bk
 
 

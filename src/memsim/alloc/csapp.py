@@ -314,18 +314,22 @@ class CsappAllocator(ClassicAllocator):
 
     # --- the fast path -------------------------------------------------------------------------
     def _build_fast(self) -> None:
-        """Bind ``malloc`` and ``free`` to closures that do what ``mm_malloc`` (``find_fit``,
-        ``place``) and ``mm_free`` (``coalesce``) do when a free block fits, in one frame each,
-        with the heap's dicts, the FitList's lists and the sizes in local variables; anything
+        """Bind ``malloc``, ``free`` and ``realloc`` to closures that do what ``mm_malloc``
+        (``find_fit``, ``place``), ``mm_free`` (``coalesce``) and ``mm_realloc`` do when a
+        free block fits, in one frame each, with the allocated blocks' dict, the FitList's
+        lists and the sizes in local variables. The search leaves the bucket and index of
+        the block it found, and a split gives that entry to the remainder; free finds both
+        neighbours with one lookup (the free blocks before and after it in the FitList are
+        its heap neighbours when their boundary tags meet it) and merges in place. Anything
         else (the first call and ``mm_init``, no fit and ``extend_heap``, sizes near the
-        header limit, misuse) goes to the book's methods. A subclass that overrides one of
-        the methods covered keeps the book's path for everything.
+        header limit, misuse, memalign) goes to the book's methods. A subclass that
+        overrides one of the methods covered keeps the book's path for everything.
 
-        The same blocks are chosen, the same dicts and free index result (up to the FitList's
-        bucket boundaries, which no search can see), and the same words are stored, in
-        ascending address order: two stores whose pages are the same or adjacent are one
-        write of the range between them (Tricky: the same pages are touched, first touched
-        in the same order, which is all a store changes in the kernel)."""
+        The same blocks are chosen, the same allocated blocks and free index result (up to
+        the FitList's bucket boundaries, which no search can see), and the same words are
+        stored, in ascending address order: two stores whose pages are the same or adjacent
+        are one write of the range between them (Tricky: the same pages are touched, first
+        touched in the same order, which is all a store changes in the kernel)."""
         cls = type(self)
         for name in _FAST_COVERS:
             if getattr(cls, name) is not getattr(CsappAllocator, name):
@@ -471,11 +475,14 @@ class CsappAllocator(ClassicAllocator):
             sz = f_sizes[j]
             i = bisect_left(ks, bp)                 # >= 1: ks[0] < bp
             nxt = bp + size
-            if i < len(ks):                         # where the next free block is
-                nj, ni = j, i
+            if i < len(ks):                         # the next free block: f_keys[nj][ni]
+                nj = j
+                ni = i
+                nfree = ks[i] == nxt
             else:
-                nj, ni = j + 1, 0
-            nfree = nj < len(f_keys) and f_keys[nj][ni] == nxt
+                nj = j + 1
+                ni = 0
+                nfree = nj < len(f_keys) and f_keys[nj][0] == nxt
             prev = ks[i - 1]
             ps = sz[i - 1]
             if prev + ps == bp:                     # case 3 / 4: prev grows in place
