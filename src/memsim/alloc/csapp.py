@@ -372,26 +372,29 @@ class CsappAllocator(ClassicAllocator):
                 j = hint_j
                 i = hint_i
                 try:
-                    if not (i and f_keys[j][i - 1] < rover <= f_keys[j][i]):
-                        raise IndexError
+                    ks = f_keys[j]
+                    hit = i and ks[i - 1] < rover <= ks[i]
                 except IndexError:
-                    j = bisect_right(f_mins, rover) - 1
-                    i = bisect_left(f_keys[j], rover) if j >= 0 else 0
-                n = 0
-                if j >= 0 and f_maxes[j] >= asize:    # the rover's bucket, from the rover
-                    sz = f_sizes[j]
-                    n = len(sz)
-                    while i < n and sz[i] < asize:
-                        i += 1
+                    hit = False
+                if hit and (sz := f_sizes[j])[i] >= asize:
+                    pass                            # the remainder fits (most searches)
                 else:
-                    i = 0
-                if i == n:                          # FitList.first_fit from the rover, wrapped
-                    at = f_locate(asize, rover) or f_locate(asize)
-                    if at is None:
-                        return book_malloc(size)    # extend_heap; the rover stays
-                    j, i = at
-                    sz = f_sizes[j]
-                ks = f_keys[j]
+                    if not hit:
+                        j = bisect_right(f_mins, rover) - 1
+                        i = bisect_left(f_keys[j], rover) if j >= 0 else 0
+                    n = 0
+                    if j >= 0 and f_maxes[j] >= asize:    # the rover's bucket, onwards
+                        sz = f_sizes[j]
+                        n = len(sz)
+                        while i < n and sz[i] < asize:
+                            i += 1
+                    if i >= n:                      # FitList.first_fit from the rover, wrapped
+                        at = f_locate(asize, rover) or f_locate(asize)
+                        if at is None:
+                            return book_malloc(size)    # extend_heap; the rover stays
+                        j, i = at
+                        sz = f_sizes[j]
+                    ks = f_keys[j]
                 blk = self.rover = ks[i]
             else:                                   # FitList.first_fit(asize), inline
                 j = bisect_left(f_pmax, asize)
