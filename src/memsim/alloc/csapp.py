@@ -62,15 +62,19 @@ starter code (8-byte headers, 16-byte alignment, 32-byte minimum block); ``chunk
 Costs: the simulated walk is an address-ordered index of the free blocks in which each bucket
 knows its largest block (:class:`memsim.alloc.seqfit.FitList`), so ``find_fit`` costs
 O(n/B + B) instead of the book's O(all blocks); it returns the block the walk would return.
+The index is the only record of the free blocks: the boundary tags that ``coalesce`` reads
+are lookups in it (the free blocks before and after ``bp`` in address order are its heap
+neighbours when they touch it), O(log n); ``free_blocks``/``free_end`` are views.
 
 Two paths, one behaviour: the methods above read like the book and serve the first call
-(``mm_init``), heap extension, ``realloc``, ``memalign`` and misuse; ``malloc`` and ``free``
-of an instance are closures (:meth:`CsappAllocator._build_fast`) that do the same steps
-when a free block fits, in one frame, on the FitList's lists directly (the search leaves
-the bucket and index of the block it found, which the split updates in place). They store
-the same words, but two stores on the same or adjacent pages are one write, in ascending
-address order (the kernel sees the same pages first written in the same order). The
-pointers, brk calls and first-written pages of both paths are compared call by call in
+(``mm_init``), heap extension, ``memalign`` and misuse; ``malloc``, ``free`` and
+``realloc`` of an instance are closures (:meth:`CsappAllocator._build_fast`) that do the
+same steps when a free block fits, in one frame, on the FitList's lists directly (the
+search leaves the bucket and index of the block it found, which the split updates in place;
+next fit starts from where the last split left its remainder). They store the same words,
+but two stores on the same or adjacent pages are one write, in ascending address order (the
+kernel sees the same pages first written in the same order). The pointers, brk calls and
+first-written pages of both paths are compared call by call in
 ``tests/alloc/test_csapp_fast.py``.
 
 Invariants (:meth:`CsappAllocator.check`): walking the headers from the prologue reaches the
