@@ -33,7 +33,8 @@ workloads, each ``events/s (ratio x glibc)``), the list of allocator/workload ce
 glibc (ratio < 1.00; the issue asks that there be none) and the errors. The JSON (--out,
 default benchmarks/results/bench_allocators.json) has every run's rate, the medians and
 ratios, the machine, Python, load averages, git commit (``-dirty`` when src/ has
-uncommitted changes), date and arguments.
+uncommitted changes) at the start, when the allocators are imported, and at the end if it
+changed meanwhile, date and arguments.
 
 Run:  /work/venv/bin/python benchmarks/bench_allocators.py [--allocators a,b,c]
       [--events 100000] [--repeat 3] [--traces corpus/cc1.trace.zst,...] [--no-replay]
@@ -280,6 +281,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     names: list[str] = args.names
     say = Progress(args.quiet)
+    commit, dirty = git_commit(), git_dirty_files()   # the code imported (available() above)
     load_before = os.getloadavg()
     say(f"{len(names)} allocators, repeat {args.repeat}, load average {load_before[0]:.2f}")
 
@@ -311,7 +313,8 @@ def main(argv: Sequence[str] | None = None) -> int:
              and results[w][name]["ratio_to_glibc"] < 1.0]
     errors = [(name, w, results[w][name]["error"]) for w in results for name in names
               if results[w][name]["error"] is not None]
-    commit = git_commit()
+    commit_after = git_commit()
+    changed = commit_after != commit or git_dirty_files() != dirty
 
     print(f"events/s of CPU time, median of {args.repeat} runs; ratio = median / glibc's "
           f"median on the same workload. Events: "
@@ -323,7 +326,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print("errors (cell not measured): "
           + ("; ".join(f"{n} {w}: {e}" for n, w, e in errors) if errors else "none"))
     print(f"wall time {wall:.0f} s; load average (1 min) before/after: {load_before[0]:.2f} / "
-          f"{load_after[0]:.2f} on {os.cpu_count()} CPUs; commit {commit}")
+          f"{load_after[0]:.2f} on {os.cpu_count()} CPUs; commit {commit}"
+          + (f" (src/ changed during the run: now {commit_after}; figures are of the code "
+             "at the start)" if changed else ""))
 
     result = {
         "what": "events per second of CPU time (time.process_time) per allocator and "
@@ -331,7 +336,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "machine": machine_description(),
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "git_commit": commit,
-        "git_dirty_src": git_dirty_files(),
+        "git_dirty_src": dirty,
+        "git_commit_after": commit_after if changed else None,
         "arguments": {"allocators": names, "events": args.events, "repeat": args.repeat,
                       "traces": [os.path.relpath(p, ROOT) if p.is_relative_to(ROOT) else str(p)
                                  for p in args.trace_paths],
