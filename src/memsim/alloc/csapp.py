@@ -490,9 +490,9 @@ class CsappAllocator(ClassicAllocator):
                 nj = j + 1
                 ni = 0
                 nfree = nj < len(f_keys) and f_keys[nj][0] == nxt
-            prev = ks[i - 1]
             ps = sz[i - 1]
-            if prev + ps == bp:                     # case 3 / 4: prev grows in place
+            if ks[i - 1] + ps == bp:                # case 3 / 4: prev grows in place
+                bp = ks[i - 1]
                 size += ps
                 if nfree:
                     size += f_sizes[nj][ni]
@@ -505,7 +505,6 @@ class CsappAllocator(ClassicAllocator):
                         del sz[i]                   # (smaller than prev now: max unchanged)
                     else:
                         f_remove(nxt)
-                bp = prev
             elif nfree:                             # case 2: bp takes nxt's entry
                 nks = f_keys[nj]
                 nsz = f_sizes[nj]
@@ -523,14 +522,13 @@ class CsappAllocator(ClassicAllocator):
                     f_raise(j, size)
                 if len(ks) > load2:
                     f_split(j)
-            end = bp + size
-            c = end - W2                              # header and footer
-            if size > PAGE and c >> 12 > ((bp - 1) >> 12) + 1:
+            # header and footer (a block of at most a page spans at most two)
+            if size > PAGE and (bp + size - W2) >> 12 > ((bp - 1) >> 12) + 1:
                 w(bp - W, W)
-                w(c, W)
+                w(bp + size - W2, W)
             else:
-                w(bp - W, end - bp)
-            if next_fit and bp < self.rover < end:
+                w(bp - W, size)
+            if next_fit and bp < self.rover < bp + size:
                 self.rover = bp
 
         def realloc(ptr: int, size: int) -> int:
