@@ -416,7 +416,6 @@ class CsappAllocator(ClassicAllocator):
                 blk = ks[i]
             # place(blk, asize), inline
             csize = sz[i]
-            end = blk + csize
             rest = csize - asize
             if rest >= MB:
                 # split: the remainder r takes blk's entry (FitList.replace; r sorts there)
@@ -427,22 +426,23 @@ class CsappAllocator(ClassicAllocator):
                     f_mins[j] = r
                 if csize == f_maxes[j]:
                     f_maxes[j] = max(sz)
-                if next_fit:
-                    hint_j = j
-                    hint_i = i
+                hint_j = j                          # (next fit's next search)
+                hint_i = i
                 ab[blk] = asize
                 self.in_use_bytes += asize
                 # header; footer + the remainder's header; the remainder's footer (a
                 # block of at most a page spans at most two)
-                s = blk - W
                 if asize > PAGE and (r - W2) >> 12 > ((blk - 1) >> 12) + 1:
-                    w(s, W)
+                    w(blk - W, W)
                     s = r - W2
-                c = end - W2
+                else:
+                    s = blk - W
+                c = blk + csize - W2
                 if rest > PAGE and c >> 12 > ((r - 1) >> 12) + 1:
                     w(s, r - s)
-                    s = c
-                w(s, end - W - s)
+                    w(c, W)
+                else:
+                    w(s, c + W - s)
                 return blk
             # the whole block: FitList.remove(blk), inline while the bucket keeps LOAD / 2
             # keys (remove then changes nothing else)
@@ -457,12 +457,11 @@ class CsappAllocator(ClassicAllocator):
                 f_remove(blk)
             ab[blk] = csize
             self.in_use_bytes += csize
-            c = end - W2                            # header and footer
-            if csize > PAGE and c >> 12 > ((blk - 1) >> 12) + 1:
-                w(blk - W, W)
-                w(c, W)
+            if csize > PAGE and (blk + csize - W2) >> 12 > ((blk - 1) >> 12) + 1:
+                w(blk - W, W)                       # header and footer
+                w(blk + csize - W2, W)
             else:
-                w(blk - W, end - blk)
+                w(blk - W, csize)
             return blk
 
         def free(bp: int) -> None:
