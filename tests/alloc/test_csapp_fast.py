@@ -53,7 +53,7 @@ class BookNextFit(CsappNextFit):
 
 def _state(a: CsappAllocator) -> tuple[Any, ...]:
     return (a.alloc_blocks, a.free_blocks, a.free_end, a.fits.items(), a.rover,
-            a.in_use_bytes, a.free_bytes, a.mem_brk, a.mem_start_brk, a.heap_listp)
+            a.in_use_bytes, a.free_bytes, a.usage(), a.mem_brk, a.mem_start_brk, a.heap_listp)
 
 
 def _pair(fit: str, **options: Any) -> tuple[CsappAllocator, FirstTouch, CsappAllocator,
