@@ -102,7 +102,8 @@ MALLOCLAB_MAX_HEAP = 20 * (1 << 20)
 CHUNKSIZE = 1 << 12
 #: the methods whose steps the fast path (CsappAllocator._build_fast) does inline
 _FAST_COVERS = ("malloc", "free", "realloc", "mm_malloc", "mm_free", "mm_realloc", "find_fit",
-                "place", "coalesce", "adjusted_size", "_list", "_unlist", "_set_alloc")
+                "place", "coalesce", "adjusted_size", "_list", "_unlist", "_set_alloc",
+                "_free_size", "_free_before")
 
 
 class CsappAllocator(ClassicAllocator):
