@@ -334,7 +334,10 @@ class CsappAllocator(ClassicAllocator):
         the FitList's bucket boundaries, which no search can see), and the same words are
         stored, in ascending address order: two stores whose pages are the same or adjacent
         are one write of the range between them (Tricky: the same pages are touched, first
-        touched in the same order, which is all a store changes in the kernel)."""
+        touched in the same order, which is all a store changes in the kernel, except on a
+        Machine with swap and recency tracking: there one write is one access for the
+        recency clock, so frame and swap slot numbers, and under pressure which pages are
+        evicted, may differ from the book path's separate stores)."""
         cls = type(self)
         for name in _FAST_COVERS:
             if getattr(cls, name) is not getattr(CsappAllocator, name):

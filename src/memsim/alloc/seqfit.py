@@ -1229,7 +1229,10 @@ class SeqFit(ClassicAllocator):
             self.free_bytes -= asize
             # the allocated footer, the remainder's header and links are contiguous; when
             # they share a page or the next one with the header, one write covers all
-            # three (Tricky: the same pages are touched, which is all a store changes here)
+            # three (Tricky: the same pages are touched, first touched in the same order;
+            # only a Machine with swap and recency tracking can tell, where one write is one
+            # access for the recency clock, so frame and swap slot numbers, and under
+            # pressure which pages are evicted, may differ from separate stores)
             e = r + hdr + self.links
             if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
                 w(blk, e - blk)
