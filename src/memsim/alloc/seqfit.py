@@ -70,7 +70,7 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush, heapreplace
-from itertools import accumulate, count
+from itertools import accumulate, count, pairwise
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -165,6 +165,23 @@ class FitList:
             self._raise(j, size)
         if len(ks) > 2 * self.LOAD:
             self._split(j)
+
+    def rebuild(self, keys: list[int], sizes: list[int]) -> None:
+        """Hold exactly ``keys`` (ascending) with their ``sizes``: buckets of LOAD keys, the
+        last joined to the one before when it would be under a quarter full; exact running
+        maxima. The lists are refilled in place (callers hold them). O(n)."""
+        load = self.LOAD
+        n = len(keys)
+        bounds = list(range(0, n, load))
+        if len(bounds) > 1 and n - bounds[-1] < load >> 1:
+            bounds.pop()
+        bounds.append(n)
+        cuts = list(pairwise(bounds))
+        self.keys[:] = [keys[a:b] for a, b in cuts]
+        self.sizes[:] = [sizes[a:b] for a, b in cuts]
+        self.maxes[:] = [max(sz) for sz in self.sizes]
+        self.mins[:] = [ks[0] for ks in self.keys]
+        self.pmax[:] = list(accumulate(self.maxes, max))
 
     def _split(self, j: int) -> None:
         """Split bucket ``j`` (over ``2 * LOAD`` keys) in two halves."""
@@ -410,10 +427,12 @@ class SeqFit(ClassicAllocator):
         self.heap_start = 0                        # the first block
         self.heap_end = 0                          # the epilogue (end of the last block)
         self.alloc_blocks: dict[int, int] = {}     # block -> size
-        self.free_blocks: dict[int, int] = {}      # block -> size
-        self.free_end: dict[int, int] = {}         # end of a free block -> block (footer)
+        # the free blocks: in the free index alone for an address-ordered FitList
+        # (``by_address``, set below), else also in these dicts (``free_blocks``/``free_end``
+        # read them, or make them from the index)
+        self._free_blocks: dict[int, int] = {}     # block -> size
+        self._free_end: dict[int, int] = {}        # end of a free block -> block (footer)
         self.in_use_bytes = 0
-        self.free_bytes = 0
         # the free index
         self.seq = count(1)
         self.pos: dict[int, int] = {}              # block -> list position (lifo/fifo)
@@ -432,9 +451,14 @@ class SeqFit(ClassicAllocator):
         self.addr_first = self.addr_fits is not None and self.placement == "first"
         self.merge = self.coalesce == "immediate"
         self.next_fit = self.placement == "next"
+        # an address-ordered FitList is the only record of the free blocks (as in csapp.py):
+        # a block's boundary tags are lookups in it, the free blocks before and after a
+        # block in address order are its heap neighbours when they touch it
+        own_index = type(self)._index_add is SeqFit._index_add
+        self.by_address = self.addr_fits is not None and own_index
         if self.mmap_threshold is None:
             self._malloc = self._heap_malloc       # type: ignore[method-assign]
-        if type(self)._index_add is SeqFit._index_add:
+        if own_index:
             self._specialise()
             self._build_fast()
 
@@ -561,6 +585,9 @@ class SeqFit(ClassicAllocator):
         self.__dict__.pop("free", None)
         if not self.fast:
             return
+        if self.by_address:
+            self._build_address_fast()
+            return
         if self.fits is not None:
             self._build_fitlist_fast()
             return
@@ -614,7 +641,6 @@ class SeqFit(ClassicAllocator):
                     heapreplace(wheap, ((_SIZE_MAX - rest) << _SHIFT) | r)   # ix_move's case
                 else:
                     ix_move(blk, bsize, r, rest)
-                self.free_bytes -= asize
                 # the stores of _place_fast (its Tricky: comment)
                 e = r + hl
                 if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
@@ -630,7 +656,6 @@ class SeqFit(ClassicAllocator):
                 del fe[blk + bsize]
                 if wheap is None:                  # (worst fit: the entry goes stale)
                     ix_remove(blk, bsize)
-                self.free_bytes -= bsize
                 asize = bsize
                 if hdr:
                     w(blk, hdr)
@@ -649,7 +674,6 @@ class SeqFit(ClassicAllocator):
                 return
             self.in_use_bytes -= size
             # _release_fast(blk, size), inline
-            self.free_bytes += size
             if merge:
                 nxt = blk + size
                 ns = fb_get(nxt)
@@ -709,6 +733,216 @@ class SeqFit(ClassicAllocator):
                     w(blk, hl)
                 if ff:
                     w(blk + size - ff, ff)
+
+        self.malloc = malloc                        # type: ignore[method-assign]
+        self.free = free                            # type: ignore[method-assign]
+
+    def _build_address_fast(self) -> None:
+        """:meth:`_build_fast` for an address-ordered FitList that is the only record of the
+        free blocks (``by_address``; csapp.py's ``_build_fast`` does the same for the book's
+        allocator): ``malloc`` is :meth:`malloc` with :meth:`_place_fast`, ``free`` is
+        :meth:`free` with :meth:`_release_fast`, in one frame each, on the FitList's lists
+        directly. The search leaves the bucket and index of the block it found, and a split
+        gives that entry to the remainder (next fit's next search starts there when the rover
+        still points just before it); free finds both neighbours with one lookup (the free
+        blocks before and after it in the FitList are its heap neighbours when their
+        boundary tags meet it) and merges in place. Anything else (no fit, the heap's first
+        block, a free below every free block, misuse, mmap) goes to the methods. Same blocks,
+        same keys and sizes (up to the bucket boundaries, which no search can see), same
+        stores in the same order as the methods."""
+        ab = self.alloc_blocks
+        ab_pop = ab.pop
+        w = self.w
+        hdr, fa, ff = self.hdr, self.ftr_alloc, self.ftr_free
+        hl = hdr + self.links
+        hf = self.hdr_ftr
+        a = self.alignment
+        mb = self.min_block
+        merge = self.merge
+        next_fit = self.next_fit
+        af = self.fits
+        assert af is not None
+        f_keys, f_sizes, f_mins, f_maxes, f_pmax = af.keys, af.sizes, af.mins, af.maxes, af.pmax
+        f_settle, f_locate, f_remove = af._settle, af.locate, af.remove
+        f_raise, f_split, f_join = af._raise, af._split, af._join
+        load2 = 2 * af.LOAD                        # a bucket splits above this many keys
+        join_below = af.LOAD >> 1                  # and joins a neighbour below this many
+        general_malloc = ClassicAllocator.malloc
+        general_free = self._free
+        release = self._release_fast
+        limit = _SIZE_MAX >> 2
+        hint_j = hint_i = 0                        # next fit: where the last split's remainder is
+
+        def malloc(size: int) -> int:
+            nonlocal hint_j, hint_i
+            if self.mmap_threshold is not None or not 0 <= size <= limit:
+                return general_malloc(self, size)
+            asize = (size + hf + a - 1) & -a
+            if asize < mb:
+                asize = mb
+            # the block found is f_keys[j][i], its size f_sizes[j][i]
+            if next_fit:
+                # FitList.locate(asize, rover), then from the start: the first key >= rover
+                # is where the last split left its remainder when the key before it is still
+                # below the rover (the rover is the split block), else found by bisection
+                rover = self.rover
+                j = hint_j
+                i = hint_i
+                try:
+                    ks = f_keys[j]
+                    hit = i and ks[i - 1] < rover <= ks[i]
+                except IndexError:
+                    hit = False
+                if hit and (sz := f_sizes[j])[i] >= asize:
+                    pass                           # the remainder fits (most searches)
+                else:
+                    if not hit:
+                        j = bisect_right(f_mins, rover) - 1
+                        i = bisect_left(f_keys[j], rover) if j >= 0 else 0
+                    n = 0
+                    if j >= 0 and f_maxes[j] >= asize:     # the rover's bucket, onwards
+                        sz = f_sizes[j]
+                        n = len(sz)
+                        while i < n and sz[i] < asize:
+                            i += 1
+                    if i >= n:                     # the buckets after it, then wrapped
+                        at = f_locate(asize, rover) or f_locate(asize)
+                        if at is None:
+                            return general_malloc(self, size)
+                        j, i = at
+                        sz = f_sizes[j]
+                    ks = f_keys[j]
+                blk = self.rover = ks[i]
+            else:                                  # FitList.locate(asize), inline
+                j = bisect_left(f_pmax, asize)
+                if j < len(f_pmax) and f_maxes[j] < asize:
+                    j = f_settle(j, asize)         # a running maximum left high: walk on
+                if j == len(f_pmax):
+                    return general_malloc(self, size)
+                sz = f_sizes[j]
+                i = 0
+                for s in sz:
+                    if s >= asize:
+                        break
+                    i += 1
+                ks = f_keys[j]
+                blk = ks[i]
+            # _place_fast(blk, asize), inline, at the place (j, i) the search found
+            bsize = sz[i]
+            rest = bsize - asize
+            if rest >= mb:
+                # the remainder r takes blk's entry (FitList.replace: r sorts there)
+                r = blk + asize
+                ks[i] = r
+                sz[i] = rest
+                if not i:
+                    f_mins[j] = r
+                if bsize == f_maxes[j]:
+                    f_maxes[j] = max(sz)
+                hint_j = j
+                hint_i = i
+                # the stores of _place_fast (its Tricky: comment)
+                e = r + hl
+                if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, e - blk)
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if e > r - fa:
+                        w(r - fa, e - r + fa)
+                if ff:
+                    w(blk + bsize - ff, ff)
+            else:                                  # the whole block: FitList.remove, inline
+                del ks[i]
+                del sz[i]
+                if not ks:
+                    del f_keys[j], f_sizes[j], f_maxes[j], f_mins[j], f_pmax[j]
+                else:
+                    if not i:
+                        f_mins[j] = ks[0]
+                    if bsize == f_maxes[j]:
+                        f_maxes[j] = max(sz)
+                    if len(ks) < join_below:
+                        f_join(j)
+                asize = bsize
+                if hdr:
+                    w(blk, hdr)
+                if fa:
+                    w(blk + asize - fa, fa)
+            ab[blk] = asize
+            self.in_use_bytes += asize
+            return blk + hdr
+
+        def free(ptr: int) -> None:
+            blk = ptr - hdr
+            size = ab_pop(blk, None)
+            if size is None:
+                if ptr:
+                    general_free(ptr)
+                return
+            self.in_use_bytes -= size
+            # _release_fast(blk, size), inline: the free block before blk is f_keys[j][i - 1],
+            # the one after it f_keys[j][i] or the first of the next bucket
+            j = bisect_right(f_mins, blk) - 1
+            if j < 0:                              # no free block before blk
+                release(blk, size)
+                return
+            ks = f_keys[j]
+            sz = f_sizes[j]
+            i = bisect_left(ks, blk)               # >= 1: ks[0] < blk
+            if merge:
+                nxt = blk + size
+                if i < len(ks):
+                    nj = j
+                    ni = i
+                    nfree = ks[i] == nxt
+                else:
+                    nj = j + 1
+                    ni = 0
+                    nfree = nj < len(f_keys) and f_keys[nj][0] == nxt
+                ps = sz[i - 1]
+                if ks[i - 1] + ps == blk:          # prev grows in place (and takes nxt)
+                    blk = ks[i - 1]
+                    size += ps
+                    if nfree:
+                        size += f_sizes[nj][ni]
+                    sz[i - 1] = size
+                    if size > f_maxes[j]:
+                        f_raise(j, size)
+                    if nfree:                      # nxt goes (FitList.remove)
+                        if nj == j and len(ks) > join_below:
+                            del ks[i]              # (smaller than prev now: max unchanged)
+                            del sz[i]
+                        else:
+                            f_remove(nxt)
+                    i = -1
+                elif nfree:                        # blk takes nxt's entry (FitList.replace)
+                    nks = f_keys[nj]
+                    nsz = f_sizes[nj]
+                    size += nsz[ni]
+                    nks[ni] = blk
+                    nsz[ni] = size
+                    if not ni:
+                        f_mins[nj] = blk
+                    if size > f_maxes[nj]:
+                        f_raise(nj, size)
+                    i = -1
+            if i >= 0:                             # FitList.insert(blk, size), inline
+                ks.insert(i, blk)
+                sz.insert(i, size)
+                if size > f_maxes[j]:
+                    f_raise(j, size)
+                if len(ks) > load2:
+                    f_split(j)
+            if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
+                w(blk, size)                       # header and footer on adjacent pages
+            else:
+                if hl:
+                    w(blk, hl)
+                if ff:
+                    w(blk + size - ff, ff)
+            if next_fit and blk < self.rover < blk + size:
+                self.rover = blk                   # CS:APP: the rover never points inside
 
         self.malloc = malloc                        # type: ignore[method-assign]
         self.free = free                            # type: ignore[method-assign]
@@ -805,7 +1039,6 @@ class SeqFit(ClassicAllocator):
                 sz[i] = rest
                 if bsize == f_maxes[j]:
                     f_maxes[j] = max(sz)
-                self.free_bytes -= asize
                 # the stores of _place_fast (its Tricky: comment)
                 e = r + hl
                 if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
@@ -833,7 +1066,6 @@ class SeqFit(ClassicAllocator):
                         f_maxes[j] = max(sz)
                     if len(ks) < join_below:
                         f_join(j)
-                self.free_bytes -= bsize
                 asize = bsize
                 if hdr:
                     w(blk, hdr)
@@ -892,7 +1124,6 @@ class SeqFit(ClassicAllocator):
                 return
             self.in_use_bytes -= size
             # _release_fast(blk, size), inline
-            self.free_bytes += size
             if merge:
                 nxt = blk + size
                 ns = fb_get(nxt)
@@ -1146,11 +1377,59 @@ class SeqFit(ClassicAllocator):
         n = (size + self.hdr + self.ftr_alloc + a - 1) & -a
         return n if n > self.min_block else self.min_block
 
+    @property
+    def free_blocks(self) -> dict[int, int]:
+        """block -> size of every free block (with ``by_address`` a dict made from the free
+        index on each read, O(n))."""
+        if self.by_address:
+            return dict(self.fits.items())          # type: ignore[union-attr]
+        return self._free_blocks
+
+    @property
+    def free_end(self) -> dict[int, int]:
+        """end -> block of every free block: the footers (with ``by_address`` made from the
+        free index on each read)."""
+        if self.by_address:
+            return {b + s: b for b, s in self.fits.items()}   # type: ignore[union-attr]
+        return self._free_end
+
+    @property
+    def free_bytes(self) -> int:
+        """Bytes in free blocks: the blocks tile the heap, so the heap less the allocated
+        blocks."""
+        return self.heap_end - self.heap_start - self.in_use_bytes
+
+    def _free_size(self, blk: int) -> int | None:
+        """The size of the free block at ``blk`` (its header, when it says free), or None."""
+        if not self.by_address:
+            return self._free_blocks.get(blk)
+        fits = self.fits
+        assert fits is not None
+        j = bisect_right(fits.mins, blk) - 1
+        if j < 0:
+            return None
+        ks = fits.keys[j]
+        i = bisect_left(ks, blk)
+        return fits.sizes[j][i] if i < len(ks) and ks[i] == blk else None
+
+    def _free_before(self, end: int) -> int | None:
+        """The free block that ends at ``end`` (the footer before ``end``), or None."""
+        if not self.by_address:
+            return self._free_end.get(end)
+        fits = self.fits
+        assert fits is not None
+        j = bisect_left(fits.mins, end) - 1
+        if j < 0:
+            return None
+        ks = fits.keys[j]
+        i = bisect_left(ks, end) - 1               # >= 0: ks[0] < end
+        return ks[i] if ks[i] + fits.sizes[j][i] == end else None
+
     def _add_free(self, blk: int, size: int, pos: int | None = None) -> None:
         """Make [blk, blk+size) a free block: header, links, footer, index."""
-        self.free_blocks[blk] = size
-        self.free_end[blk + size] = blk
-        self.free_bytes += size
+        if not self.by_address:
+            self._free_blocks[blk] = size
+            self._free_end[blk + size] = blk
         if pos is not None:                        # a split remainder keeps its list place
             self.pos[blk] = pos
             self.at_pos[pos] = blk
@@ -1162,9 +1441,10 @@ class SeqFit(ClassicAllocator):
             w(blk + size - self.ftr_free, self.ftr_free)
 
     def _take_free(self, blk: int, keep_pos: bool = False) -> int:
-        size = self.free_blocks.pop(blk)
-        del self.free_end[blk + size]
-        self.free_bytes -= size
+        if self.by_address:
+            return self.fits.remove(blk)           # type: ignore[union-attr]
+        size = self._free_blocks.pop(blk)
+        del self._free_end[blk + size]
         self._index_remove(blk, size, keep_pos)
         return size
 
@@ -1186,7 +1466,7 @@ class SeqFit(ClassicAllocator):
         keep = order == "lifo" or order == "fifo"
         if self.placement == "next":               # the search goes on from here next time
             self.rover = (blk if order == "address" else self.pos[blk] if keep
-                          else (self.free_blocks[blk] << _SHIFT) | blk)
+                          else (self._free_blocks[blk] << _SHIFT) | blk)
         bsize = self._take_free(blk, keep_pos=keep)
         rest = bsize - asize
         pos = None
@@ -1199,10 +1479,12 @@ class SeqFit(ClassicAllocator):
         self._set_alloc(blk, bsize)
 
     def _place_fast(self, blk: int, asize: int) -> None:
-        """``_place`` for an address-ordered list: the remainder takes the block's place in
-        the list (one in-place update of the index)."""
-        fb = self.free_blocks
-        bsize = fb.pop(blk)
+        """``_place`` for an address-ordered (or LIFO/FIFO) list: the remainder takes the
+        block's place in the list (one in-place update of the index)."""
+        by_address = self.by_address
+        fb = self._free_blocks
+        bsize = self._free_size(blk) if by_address else fb.pop(blk)
+        assert bsize is not None
         rest = bsize - asize
         w = self.w
         hdr = self.hdr
@@ -1211,8 +1493,9 @@ class SeqFit(ClassicAllocator):
             self.rover = blk if self.order == "address" else self.pos[blk]
         if rest >= self.min_block:
             r = blk + asize
-            fb[r] = rest
-            self.free_end[blk + bsize] = r
+            if not by_address:
+                fb[r] = rest
+                self._free_end[blk + bsize] = r
             af = self.addr_fits
             if af is not None:                     # FitList.replace(blk, r, rest), inline
                 j = bisect_right(af.mins, blk) - 1
@@ -1226,7 +1509,6 @@ class SeqFit(ClassicAllocator):
                     af.maxes[j] = max(af.sizes[j])
             else:
                 self._ix_move(blk, bsize, r, rest)
-            self.free_bytes -= asize
             # the allocated footer, the remainder's header and links are contiguous; when
             # they share a page or the next one with the header, one write covers all
             # three (Tricky: the same pages are touched, first touched in the same order;
@@ -1245,9 +1527,9 @@ class SeqFit(ClassicAllocator):
             if ff:
                 w(blk + bsize - ff, ff)
         else:
-            del self.free_end[blk + bsize]
+            if not by_address:
+                del self._free_end[blk + bsize]
             self._index_remove(blk, bsize)
-            self.free_bytes -= bsize
             asize = bsize
             if hdr:
                 w(blk, hdr)
@@ -1257,47 +1539,53 @@ class SeqFit(ClassicAllocator):
         self.in_use_bytes += asize
 
     def _release_fast(self, blk: int, size: int) -> None:
-        """``_release`` for an address-ordered list: merges update the index in place."""
-        fb = self.free_blocks
-        fe = self.free_end
-        self.free_bytes += size
+        """``_release`` for an address-ordered (or LIFO/FIFO) list: merges update the index
+        in place. With ``by_address`` the boundary tags are lookups in the FitList."""
+        by_address = self.by_address
+        fb = self._free_blocks
+        fe = self._free_end
         if self.merge:
             nxt = blk + size
-            ns = fb.get(nxt)
-            prev = fe.get(blk)
+            ns = self._free_size(nxt)
+            prev = self._free_before(blk)
         else:
             ns = prev = None
         af = self.addr_fits                        # FitList calls direct, no closure
         if prev is not None:
-            del fe[blk]
             if ns is not None:
-                del fb[nxt]
+                if not by_address:
+                    del fb[nxt]
                 if af is not None:
                     af.remove(nxt)
                 else:
                     self._index_remove(nxt, ns)
                 size += ns
-            ps = fb[prev]
+            ps = self._free_size(prev)
+            assert ps is not None
             size += ps
-            fb[prev] = size
-            fe[prev + size] = prev
+            if not by_address:
+                del fe[blk]
+                fb[prev] = size
+                fe[prev + size] = prev
             if af is not None:
                 af.replace(prev, prev, size)
             else:
                 self._ix_merge(prev, ps, prev, size)
             blk = prev
         elif ns is not None:
-            del fb[nxt]
             size += ns
-            fb[blk] = size
-            fe[blk + size] = blk
+            if not by_address:
+                del fb[nxt]
+                fb[blk] = size
+                fe[blk + size] = blk
             if af is not None:
                 af.replace(nxt, blk, size)
             else:
                 self._ix_merge(nxt, ns, blk, size)
         else:
-            fb[blk] = size
-            fe[blk + size] = blk
+            if not by_address:
+                fb[blk] = size
+                fe[blk + size] = blk
             if af is not None:
                 af.insert(blk, size)
             else:
@@ -1322,9 +1610,9 @@ class SeqFit(ClassicAllocator):
             return
         if self.coalesce == "immediate":
             nxt = blk + size
-            if nxt in self.free_blocks:
+            if nxt in self._free_blocks:
                 size += self._take_free(nxt)
-            prev = self.free_end.get(blk)
+            prev = self._free_end.get(blk)
             if prev is not None:
                 size += self._take_free(prev)
                 blk = prev
@@ -1357,18 +1645,21 @@ class SeqFit(ClassicAllocator):
         self.heap_end = blk + inc
         if self.epi:
             self.w(self.heap_end, self.epi)        # the new epilogue header
-        if self.coalesce == "immediate" and blk in self.free_end:
-            prev = self.free_end[blk]
-            inc += self._take_free(prev)
-            blk = prev
+        if self.coalesce == "immediate":
+            prev = self._free_before(blk)          # a free last block grows
+            if prev is not None:
+                inc += self._take_free(prev)
+                blk = prev
         self._add_free(blk, inc)
         return blk
 
     def _sweep(self) -> bool:
         """Deferred coalescing: merge every run of free blocks (one pass over the heap)."""
+        if self.by_address:
+            return self._sweep_index()
         merged = False
-        free_blocks = self.free_blocks
-        starts = [b for b in free_blocks if b not in self.free_end]
+        free_blocks = self._free_blocks
+        starts = [b for b in free_blocks if b not in self._free_end]
         for blk in starts:
             end = blk + free_blocks[blk]
             if end not in free_blocks:
@@ -1385,6 +1676,50 @@ class SeqFit(ClassicAllocator):
             if prev is not None and prev < self.rover < prev + free_blocks[prev]:
                 self.rover = prev
         return merged
+
+    def _sweep_index(self) -> bool:
+        """:meth:`_sweep` on an address-ordered FitList (``by_address``): one pass over its
+        keys merges each run of touching blocks, and the list is rebuilt from the result,
+        O(n). The merged blocks' tags are stored in address order (Tricky: the dict path
+        stores them in the order the runs' first blocks were freed; each word lies on a page
+        that the tags of the run's own blocks touched when they were freed, so no page is
+        first touched here and the order cannot be seen, but by the recency clock of a
+        Machine with swap)."""
+        fits = self.fits
+        assert fits is not None
+        keys: list[int] = []
+        sizes: list[int] = []
+        runs: list[int] = []                       # indices of the merged blocks
+        end = -1
+        for ks, sz in zip(fits.keys, fits.sizes, strict=True):
+            for k, s in zip(ks, sz, strict=True):
+                if k == end:                       # touches the block before: merge
+                    n = len(keys) - 1
+                    if not runs or runs[-1] != n:
+                        runs.append(n)
+                    sizes[n] += s
+                    end += s
+                else:
+                    keys.append(k)
+                    sizes.append(s)
+                    end = k + s
+        if not runs:
+            return False
+        fits.rebuild(keys, sizes)
+        w = self.w
+        hl = self.hdr + self.links
+        ff = self.ftr_free
+        for n in runs:                             # _add_free's stores
+            blk = keys[n]
+            if hl:
+                w(blk, hl)
+            if ff:
+                w(blk + sizes[n] - ff, ff)
+        if self.placement == "next":
+            n = bisect_right(keys, self.rover) - 1
+            if n >= 0 and keys[n] < self.rover < keys[n] + sizes[n]:
+                self.rover = keys[n]
+        return True
 
     # --- policy hooks --------------------------------------------------------------------------
     def _malloc(self, size: int) -> int:
@@ -1481,7 +1816,7 @@ class SeqFit(ClassicAllocator):
             self._shrink(blk, cur, asize)
             return True
         nxt = blk + cur
-        ns = self.free_blocks.get(nxt)
+        ns = self._free_size(nxt)
         if ns is None or cur + ns < asize:
             return False
         self._take_free(nxt)
@@ -1527,10 +1862,11 @@ class SeqFit(ClassicAllocator):
         """Give the free end of the heap back with a negative sbrk, keeping ``pad`` bytes."""
         if self.coalesce == "deferred":
             self._sweep()
-        last = self.free_end.get(self.heap_end)
+        last = self._free_before(self.heap_end)
         if last is None:
             return 0
-        size = self.free_blocks[last]
+        size = self._free_size(last)
+        assert size is not None
         a = self.alignment
         keep = (pad + a - 1) & -a
         if keep and keep < self.min_block:
@@ -1559,9 +1895,9 @@ class SeqFit(ClassicAllocator):
         blocks but the last; top: a free block ending at the epilogue; overhead: padding,
         prologue, epilogue, brk slack, big-mapping leads."""
         top = 0
-        last = self.free_end.get(self.heap_end) if self.heap_start else None
+        last = self._free_before(self.heap_end) if self.heap_start else None
         if last is not None:
-            top = self.free_blocks[last]
+            top = self._free_size(last) or 0
         heap_total = (self.curbrk - self.base) if self.heap_start else 0
         lead = self.big_lead()
         overhead = (heap_total - (self.heap_end - self.heap_start)) if self.heap_start else 0
@@ -1572,7 +1908,7 @@ class SeqFit(ClassicAllocator):
     def check(self) -> None:
         self.check_big()
         a = self.alignment
-        alloc, free = self.alloc_blocks, self.free_blocks
+        alloc, free, free_end = self.alloc_blocks, self.free_blocks, self.free_end
         if not self.heap_start:
             assert not alloc and not free, "blocks without a heap"
             return
@@ -1587,7 +1923,9 @@ class SeqFit(ClassicAllocator):
             if is_free:
                 size = free.get(blk)
                 assert size is not None, f"no block at {blk:#x}"
-                assert self.free_end.get(blk + size) == blk, f"footer of {blk:#x}"
+                assert free_end.get(blk + size) == blk, f"footer of {blk:#x}"
+                assert self._free_size(blk) == size and self._free_before(blk + size) == blk, \
+                    f"the boundary tags' lookups at {blk:#x}"
                 nfree += 1
                 if self.coalesce == "immediate":
                     assert not prev_free, f"free blocks touch at {blk:#x}"
@@ -1597,7 +1935,7 @@ class SeqFit(ClassicAllocator):
             prev_free = is_free
             blk += size
         assert blk == self.heap_end, "blocks do not end at the epilogue"
-        assert nfree == len(free) == len(self.free_end), "free blocks outside the heap walk"
+        assert nfree == len(free) == len(free_end), "free blocks outside the heap walk"
         assert nalloc == len(alloc), "allocated blocks outside the heap walk"
         assert self.in_use_bytes == sum(alloc.values()), "in_use_bytes"
         assert self.free_bytes == sum(free.values()), "free_bytes"
