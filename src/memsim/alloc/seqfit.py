@@ -70,7 +70,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
 from heapq import heapify, heappop, heappush, heapreplace
-from itertools import accumulate, count, pairwise
+from itertools import accumulate, chain, compress, count, islice, pairwise
+from operator import add, eq
 from typing import Any
 
 from sortedcontainers import SortedList
@@ -881,15 +882,21 @@ class SeqFit(ClassicAllocator):
                     general_free(ptr)
                 return
             self.in_use_bytes -= size
-            # _release_fast(blk, size), inline: the free block before blk is f_keys[j][i - 1],
-            # the one after it f_keys[j][i] or the first of the next bucket
+            # _release_fast(blk, size), inline: blk's place in the FitList is f_keys[j][i];
+            # the free block before it is f_keys[j][i - 1] (none when i is 0), the one after
+            # it f_keys[j][i] or the first of the next bucket
             j = bisect_right(f_mins, blk) - 1
-            if j < 0:                              # no free block before blk
+            if j >= 0:
+                ks = f_keys[j]
+                sz = f_sizes[j]
+                i = bisect_left(ks, blk)           # >= 1: ks[0] < blk
+            elif f_mins:                           # below every free block
+                j = i = 0
+                ks = f_keys[0]
+                sz = f_sizes[0]
+            else:                                  # no free block at all
                 release(blk, size)
                 return
-            ks = f_keys[j]
-            sz = f_sizes[j]
-            i = bisect_left(ks, blk)               # >= 1: ks[0] < blk
             if merge:
                 nxt = blk + size
                 if i < len(ks):
@@ -900,9 +907,8 @@ class SeqFit(ClassicAllocator):
                     nj = j + 1
                     ni = 0
                     nfree = nj < len(f_keys) and f_keys[nj][0] == nxt
-                ps = sz[i - 1]
-                if ks[i - 1] + ps == blk:          # prev grows in place (and takes nxt)
-                    blk = ks[i - 1]
+                if i and ks[i - 1] + (ps := sz[i - 1]) == blk:    # prev grows in place,
+                    blk = ks[i - 1]                                # and takes nxt
                     size += ps
                     if nfree:
                         size += f_sizes[nj][ni]
@@ -930,6 +936,8 @@ class SeqFit(ClassicAllocator):
             if i >= 0:                             # FitList.insert(blk, size), inline
                 ks.insert(i, blk)
                 sz.insert(i, size)
+                if not i:
+                    f_mins[0] = blk
                 if size > f_maxes[j]:
                     f_raise(j, size)
                 if len(ks) > load2:
@@ -1679,32 +1687,39 @@ class SeqFit(ClassicAllocator):
 
     def _sweep_index(self) -> bool:
         """:meth:`_sweep` on an address-ordered FitList (``by_address``): one pass over its
-        keys merges each run of touching blocks, and the list is rebuilt from the result,
-        O(n). The merged blocks' tags are stored in address order (Tricky: the dict path
-        stores them in the order the runs' first blocks were freed; each word lies on a page
-        that the tags of the run's own blocks touched when they were freed, so no page is
-        first touched here and the order cannot be seen, but by the recency clock of a
-        Machine with swap)."""
+        keys finds the blocks that touch their successor, and the list is rebuilt with each
+        run merged; O(n) in C loops plus O(1) per block merged. The merged blocks' tags are
+        stored in address order (Tricky: the dict path stores them in the order the runs'
+        first blocks were freed; each word lies on a page that the tags of the run's own
+        blocks touched when they were freed, so no page is first touched here and the order
+        cannot be seen, but by the recency clock of a Machine with swap)."""
         fits = self.fits
         assert fits is not None
+        flat_keys = list(chain.from_iterable(fits.keys))
+        flat_sizes = list(chain.from_iterable(fits.sizes))
+        # the n where block n ends where block n + 1 starts (C loops: the sweep's scan)
+        touch = list(compress(count(), map(eq, map(add, flat_keys, flat_sizes),
+                                            islice(flat_keys, 1, None))))
+        if not touch:
+            return False
         keys: list[int] = []
         sizes: list[int] = []
         runs: list[int] = []                       # indices of the merged blocks
-        end = -1
-        for ks, sz in zip(fits.keys, fits.sizes, strict=True):
-            for k, s in zip(ks, sz, strict=True):
-                if k == end:                       # touches the block before: merge
-                    n = len(keys) - 1
-                    if not runs or runs[-1] != n:
-                        runs.append(n)
-                    sizes[n] += s
-                    end += s
-                else:
-                    keys.append(k)
-                    sizes.append(s)
-                    end = k + s
-        if not runs:
-            return False
+        done = 0                                   # the blocks before this one are copied
+        t = 0
+        while t < len(touch):
+            first = last = touch[t]                # blocks first..last + 1 merge
+            t += 1
+            while t < len(touch) and touch[t] == last + 1:
+                last += 1
+                t += 1
+            keys += flat_keys[done:first + 1]
+            sizes += flat_sizes[done:first]
+            sizes.append(sum(flat_sizes[first:last + 2]))
+            runs.append(len(keys) - 1)
+            done = last + 2
+        keys += flat_keys[done:]
+        sizes += flat_sizes[done:]
         fits.rebuild(keys, sizes)
         w = self.w
         hl = self.hdr + self.links
