@@ -643,25 +643,31 @@ class SeqFit(ClassicAllocator):
                 else:
                     ix_move(blk, bsize, r, rest)
                 # the stores of _place_fast (its Tricky: comment)
-                e = r + hl
-                if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
-                    w(blk, e - blk)
+                if hdr and ff and (blk + bsize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, bsize)                  # all three: the block's one or two pages
                 else:
-                    if hdr:
-                        w(blk, hdr)
-                    if e > r - fa:
-                        w(r - fa, e - r + fa)
-                if ff:
-                    w(blk + bsize - ff, ff)
+                    e = r + hl
+                    if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                        w(blk, e - blk)
+                    else:
+                        if hdr:
+                            w(blk, hdr)
+                        if e > r - fa:
+                            w(r - fa, e - r + fa)
+                    if ff:
+                        w(blk + bsize - ff, ff)
             else:
                 del fe[blk + bsize]
                 if wheap is None:                  # (worst fit: the entry goes stale)
                     ix_remove(blk, bsize)
                 asize = bsize
-                if hdr:
-                    w(blk, hdr)
-                if fa:
-                    w(blk + asize - fa, fa)
+                if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, asize)                          # header and footer on adjacent pages
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if fa:
+                        w(blk + asize - fa, fa)
             ab[blk] = asize
             self.in_use_bytes += asize
             return blk + hdr
@@ -843,16 +849,19 @@ class SeqFit(ClassicAllocator):
                 hint_j = j
                 hint_i = i
                 # the stores of _place_fast (its Tricky: comment)
-                e = r + hl
-                if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
-                    w(blk, e - blk)
+                if hdr and ff and (blk + bsize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, bsize)                  # all three: the block's one or two pages
                 else:
-                    if hdr:
-                        w(blk, hdr)
-                    if e > r - fa:
-                        w(r - fa, e - r + fa)
-                if ff:
-                    w(blk + bsize - ff, ff)
+                    e = r + hl
+                    if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                        w(blk, e - blk)
+                    else:
+                        if hdr:
+                            w(blk, hdr)
+                        if e > r - fa:
+                            w(r - fa, e - r + fa)
+                    if ff:
+                        w(blk + bsize - ff, ff)
             else:                                  # the whole block: FitList.remove, inline
                 del ks[i]
                 del sz[i]
@@ -866,10 +875,13 @@ class SeqFit(ClassicAllocator):
                     if len(ks) < join_below:
                         f_join(j)
                 asize = bsize
-                if hdr:
-                    w(blk, hdr)
-                if fa:
-                    w(blk + asize - fa, fa)
+                if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, asize)                          # header and footer on adjacent pages
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if fa:
+                        w(blk + asize - fa, fa)
             ab[blk] = asize
             self.in_use_bytes += asize
             return blk + hdr
@@ -1048,16 +1060,19 @@ class SeqFit(ClassicAllocator):
                 if bsize == f_maxes[j]:
                     f_maxes[j] = max(sz)
                 # the stores of _place_fast (its Tricky: comment)
-                e = r + hl
-                if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
-                    w(blk, e - blk)
+                if hdr and ff and (blk + bsize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, bsize)                  # all three: the block's one or two pages
                 else:
-                    if hdr:
-                        w(blk, hdr)
-                    if e > r - fa:
-                        w(r - fa, e - r + fa)
-                if ff:
-                    w(blk + bsize - ff, ff)
+                    e = r + hl
+                    if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                        w(blk, e - blk)
+                    else:
+                        if hdr:
+                            w(blk, hdr)
+                        if e > r - fa:
+                            w(r - fa, e - r + fa)
+                    if ff:
+                        w(blk + bsize - ff, ff)
             else:
                 del fe[blk + bsize]
                 if seq_order:
@@ -1075,10 +1090,13 @@ class SeqFit(ClassicAllocator):
                     if len(ks) < join_below:
                         f_join(j)
                 asize = bsize
-                if hdr:
-                    w(blk, hdr)
-                if fa:
-                    w(blk + asize - fa, fa)
+                if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, asize)                          # header and footer on adjacent pages
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if fa:
+                        w(blk + asize - fa, fa)
             ab[blk] = asize
             self.in_use_bytes += asize
             return blk + hdr
@@ -1519,30 +1537,38 @@ class SeqFit(ClassicAllocator):
                 self._ix_move(blk, bsize, r, rest)
             # the allocated footer, the remainder's header and links are contiguous; when
             # they share a page or the next one with the header, one write covers all
-            # three (Tricky: the same pages are touched, first touched in the same order;
-            # only a Machine with swap and recency tracking can tell, where one write is one
-            # access for the recency clock, so frame and swap slot numbers, and under
-            # pressure which pages are evicted, may differ from separate stores)
-            e = r + hdr + self.links
-            if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
-                w(blk, e - blk)
-            else:
-                if hdr:
-                    w(blk, hdr)
-                if e > r - fa:
-                    w(r - fa, e - r + fa)
+            # three, and the remainder's footer too when the whole block lies on one or two
+            # pages (Tricky: two stores are one write only when no page lies between them,
+            # so the same pages are touched, first touched in the same order; only a Machine
+            # with swap and recency tracking can tell, where one write is one access for the
+            # recency clock, so frame and swap slot numbers, and under pressure which pages
+            # are evicted, may differ from separate stores)
             ff = self.ftr_free
-            if ff:
-                w(blk + bsize - ff, ff)
+            if hdr and ff and (blk + bsize - 1) >> 12 <= (blk >> 12) + 1:
+                w(blk, bsize)
+            else:
+                e = r + hdr + self.links
+                if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, e - blk)
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if e > r - fa:
+                        w(r - fa, e - r + fa)
+                if ff:
+                    w(blk + bsize - ff, ff)
         else:
             if not by_address:
                 del self._free_end[blk + bsize]
             self._index_remove(blk, bsize)
             asize = bsize
-            if hdr:
-                w(blk, hdr)
-            if fa:
-                w(blk + asize - fa, fa)
+            if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                w(blk, asize)                      # header and footer on adjacent pages
+            else:
+                if hdr:
+                    w(blk, hdr)
+                if fa:
+                    w(blk + asize - fa, fa)
         self.alloc_blocks[blk] = asize
         self.in_use_bytes += asize
 
