@@ -59,11 +59,22 @@ O(log n + B) (immediate), the same for deferred/none, a deferred sweep O(n); rea
 place O(log n + B). The simulated search returns the same
 block as the real list walk (``tests/alloc/test_seqfit.py`` compares every choice).
 
+The free blocks: an address-ordered list on a FitList (first or next fit; ``by_address``)
+keeps them in the FitList alone, as :mod:`memsim.alloc.csapp` does: the boundary tags are
+lookups in it (the free blocks before and after a block in address order are its heap
+neighbours when they touch it, O(log n)), ``free_blocks``/``free_end`` are views made on
+each read, and ``free`` finds both neighbours with one lookup and merges in place; the other
+configurations also keep the dicts ``free_blocks`` (block -> size) and ``free_end`` (end ->
+block, the footers). ``free_bytes`` is the heap less the allocated blocks (they tile it).
+``malloc`` and ``free`` of a fast configuration are closures (:meth:`SeqFit._build_fast`)
+that do the methods' steps in one frame; ``tests/alloc/test_seqfit_fast.py`` compares the
+FitList alone with the dicts' path call by call.
+
 Invariants (:meth:`SeqFit.check`): the blocks tile the heap from the first block to the
 epilogue; every block is a multiple of the alignment and at least min_block, every payload
 aligned; free blocks are exactly the blocks in the free index, with the right sizes and
-boundary tags; with immediate coalescing no two free blocks touch; the byte counters equal
-the sums; the index's own order and augmentation hold.
+boundary tags (and the tags' lookups find them); with immediate coalescing no two free
+blocks touch; the byte counters equal the sums; the index's own order and augmentation hold.
 """
 
 from __future__ import annotations
@@ -578,9 +589,10 @@ class SeqFit(ClassicAllocator):
         ordered list, or a LIFO/FIFO list searched first/next fit) to closures that hold the
         configuration and the heap's dicts in local variables: :meth:`malloc`,
         :meth:`_place_fast`, :meth:`free` and :meth:`_release_fast` in one frame each, the
-        same steps and the same stores in the same order. The configurations on a FitList
-        take :meth:`_build_fitlist_fast`; this one serves best fit, worst fit (its lazy heap
-        inline) and subclasses with their own index operations. A subclass that rebinds its
+        same steps and the same stores in the same order. An address-ordered FitList alone
+        (``by_address``) takes :meth:`_build_address_fast`, the other configurations on a
+        FitList :meth:`_build_fitlist_fast`; this one serves best fit, worst fit (its lazy
+        heap inline) and subclasses with their own index operations. A subclass that rebinds its
         index operations after ``_configure`` calls this again."""
         self.__dict__.pop("malloc", None)
         self.__dict__.pop("free", None)
@@ -777,12 +789,13 @@ class SeqFit(ClassicAllocator):
         general_malloc = ClassicAllocator.malloc
         general_free = self._free
         release = self._release_fast
-        limit = _SIZE_MAX >> 2
+        # sizes the closure takes (none when requests may go to mmap: the general path)
+        limit = _SIZE_MAX >> 2 if self.mmap_threshold is None else -1
         hint_j = hint_i = 0                        # next fit: where the last split's remainder is
 
         def malloc(size: int) -> int:
             nonlocal hint_j, hint_i
-            if self.mmap_threshold is not None or not 0 <= size <= limit:
+            if not 0 <= size <= limit:
                 return general_malloc(self, size)
             asize = (size + hf + a - 1) & -a
             if asize < mb:
@@ -968,10 +981,12 @@ class SeqFit(ClassicAllocator):
         self.free = free                            # type: ignore[method-assign]
 
     def _build_fitlist_fast(self) -> None:
-        """:meth:`_build_fast` for the configurations on a FitList (first or next fit over an
-        address, LIFO or FIFO list). The search leaves the bucket and index of the block it
-        found, so that taking or splitting the block updates the list there without another
-        lookup; the FitList updates of ``free`` are inline too (FitList.insert, .replace)."""
+        """:meth:`_build_fast` for the configurations on a FitList that keep the free-block
+        dicts (first or next fit over a LIFO or FIFO list; an address-ordered one only in a
+        subclass with its own index operations, see :meth:`_build_address_fast`). The
+        search leaves the bucket and index of the block it found, so that taking or
+        splitting the block updates the list there without another lookup; the FitList
+        updates of ``free`` are inline too (FitList.insert, .replace)."""
         fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
         fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
         w = self.w
