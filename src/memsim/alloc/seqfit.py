@@ -841,9 +841,7 @@ class SeqFit(ClassicAllocator):
                     return general_malloc(self, size)
                 sz = f_sizes[j]
                 i = 0
-                for s in sz:
-                    if s >= asize:
-                        break
+                while sz[i] < asize:               # ends: the bucket's largest block fits
                     i += 1
                 ks = f_keys[j]
                 blk = ks[i]
