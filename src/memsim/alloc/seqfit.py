@@ -48,9 +48,11 @@ in place (``realloc`` = "in-place"), or always moves (``realloc`` = "copy", the 
 ``mm_realloc``). memalign takes a larger block and frees the unaligned lead.
 
 Costs in the simulation (the real list walk in brackets): first fit O(log(n/B) + B) with n
-free blocks and buckets of B = 16..32, over an ordered list of buckets that each know their
-largest block, plus the running maximum of those (a max-size augmentation: the first bucket
-holding a fit is one bisect) [real: O(blocks visited), up to O(n); implicit: O(all blocks)];
+free blocks and buckets of B = 8..32, over an ordered list of buckets that each know their
+largest block, plus an upper bound of the running maximum of those (a max-size
+augmentation: the first bucket that can hold a fit is one bisect; a shrink leaves the bound
+high until a search walks past and lowers it, see :class:`FitList`) [real: O(blocks
+visited), up to O(n); implicit: O(all blocks)];
 next fit the same from the rover, O(n/B + B) when it must skip buckets; best fit O(log n)
 over a sorted list keyed by (size, list position) [real best fit scans the whole list unless
 it is a tree]; worst fit O(log n) amortised over a binary heap of (-size, address) with lazy
