@@ -50,7 +50,7 @@ from sortedcontainers import SortedList
 
 from memsim.alloc.base import HeapUsage, register
 from memsim.alloc.classic import ClassicAllocator, option_error, power_of_two
-from memsim.alloc.seqfit import SeqFit, _sl_replace
+from memsim.alloc.seqfit import _SIZE_MAX, SeqFit, _sl_replace
 from memsim.kernel.abi import Syscalls
 from memsim.units import PAGE_SIZE, KiB
 
@@ -97,7 +97,274 @@ class SegFit(SeqFit):
         self.exact: list[dict[int, None]] = [{} for _ in range(self.nexact)]
         self.ranges: dict[int, SortedList] = {}
         self.binmap = 0
-        self._build_fast()                         # with the class lists' operations
+        self._build_fast()                         # its own closures, over the class lists
+
+    def _build_fast(self) -> None:
+        """Bind ``malloc`` and ``free`` to closures over the class lists: SeqFit's
+        :meth:`~memsim.alloc.seqfit.SeqFit._build_fast` (that is :meth:`malloc` with
+        :meth:`_find` and :meth:`_place_fast`, :meth:`free` with :meth:`_release_fast`)
+        with :meth:`_find`, :meth:`_move`, :meth:`_index_add` and :meth:`_index_remove`
+        inline: the class is computed once, the block found is taken or split where it was
+        found (no second lookup), the same stores in the same order.
+        ``tests/alloc/test_segfit_fast.py`` compares them with the methods call by call."""
+        self.__dict__.pop("malloc", None)
+        self.__dict__.pop("free", None)
+        if not self.fast:
+            return
+        fb, fe, ab = self._free_blocks, self._free_end, self.alloc_blocks
+        fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
+        w = self.w
+        hdr, fa, ff = self.hdr, self.ftr_alloc, self.ftr_free
+        hl = hdr + self.links
+        hf = self.hdr_ftr
+        a = self.alignment
+        mb = self.min_block
+        merge = self.merge
+        sm, sh, nexact, slog = self.small_max, self.step_shift, self.nexact, self.small_log
+        exact, ranges = self.exact, self.ranges
+        ranges_get = ranges.get
+        general_malloc = ClassicAllocator.malloc
+        general_free = self._free
+        limit = _SIZE_MAX >> 2
+
+        def malloc(size: int) -> int:
+            if self.mmap_threshold is not None or not 0 <= size <= limit:
+                return general_malloc(self, size)
+            asize = (size + hf + a - 1) & -a
+            if asize < mb:
+                asize = mb
+            if asize < sm:                         # class_of(asize), inline
+                c = asize >> sh
+            else:
+                e = asize.bit_length() - 1
+                c = nexact + (e - slog) * PER_DOUBLING + ((asize >> (e - 2)) & 3)
+            bm = self.binmap
+            bits = bm >> c
+            if not bits:
+                return general_malloc(self, size)
+            # _find(asize), inline; the block found is (blk, bsize) in class c, and for a
+            # range class its key k sits at sl._lists[j][i]
+            if bits & 1 and c < nexact:
+                # Tricky: an exact class holds blocks of one size, asize: taken whole
+                d = exact[c]
+                blk = d.popitem()[0]               # the most recently freed (LIFO)
+                if not d:
+                    self.binmap = bm & ~(1 << c)
+                fb_pop(blk)
+                del fe[blk + asize]
+                if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, asize)                  # header and footer on adjacent pages
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if fa:
+                        w(blk + asize - fa, fa)
+                ab[blk] = asize
+                self.in_use_bytes += asize
+                return blk + hdr
+            sl = None
+            if bits & 1:                           # own range class: best fit in it
+                sl = ranges[c]
+                key = asize << _SHIFT
+                maxes = sl._maxes
+                j = bisect_left(maxes, key)
+                if j < len(maxes):
+                    lst = sl._lists[j]
+                    i = bisect_left(lst, key)
+                    k = lst[i]
+                else:
+                    sl = None
+            if sl is None:
+                bits >>= 1
+                if not bits:
+                    return general_malloc(self, size)
+                c += 1 + ((bits & -bits).bit_length() - 1)
+                if c < nexact:                     # an exact class above: any block fits
+                    d = exact[c]
+                    blk = d.popitem()[0]
+                    if not d:
+                        bm &= ~(1 << c)
+                    bsize = fb_pop(blk)
+                    rest = bsize - asize
+                    if rest >= mb:
+                        r = blk + asize
+                        fb[r] = rest
+                        fe[blk + bsize] = r
+                        # Tricky: rest < bsize < small_max: another exact class
+                        exact[rest >> sh][r] = None
+                        bm |= 1 << (rest >> sh)
+                    else:
+                        del fe[blk + bsize]
+                    self.binmap = bm
+                    sl = None
+                else:                              # a range class above: its smallest
+                    sl = ranges[c]
+                    j = i = 0
+                    k = sl._lists[0][0]
+            if sl is not None:
+                blk = k & _POS_MAX
+                bsize = k >> _SHIFT
+                fb_pop(blk)
+                rest = bsize - asize
+                if rest >= mb:
+                    r = blk + asize
+                    fb[r] = rest
+                    fe[blk + bsize] = r
+                    # _move(blk, bsize, r, rest), inline
+                    if rest < sm:
+                        cr = rest >> sh
+                    else:
+                        e = rest.bit_length() - 1
+                        cr = nexact + (e - slog) * PER_DOUBLING + ((rest >> (e - 2)) & 3)
+                    if cr == c:
+                        _sl_replace(sl, k, (rest << _SHIFT) | r)
+                    else:
+                        sl._delete(j, i)
+                        if not sl:
+                            bm &= ~(1 << c)
+                        if cr < nexact:
+                            exact[cr][r] = None
+                        else:
+                            rl = ranges_get(cr)
+                            if rl is None:
+                                rl = ranges[cr] = SortedList()
+                            rl.add((rest << _SHIFT) | r)
+                        self.binmap = bm | (1 << cr)
+                else:
+                    del fe[blk + bsize]
+                    sl._delete(j, i)               # _index_remove(blk, bsize), inline
+                    if not sl:
+                        self.binmap = bm & ~(1 << c)
+            if rest >= mb:
+                # the stores of _place_fast (its Tricky: comment)
+                if hdr and ff and (blk + bsize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, bsize)                  # all three: the block's one or two pages
+                else:
+                    e = r + hl
+                    if hdr and (e - 1) >> 12 <= (blk >> 12) + 1:
+                        w(blk, e - blk)
+                    else:
+                        if hdr:
+                            w(blk, hdr)
+                        if e > r - fa:
+                            w(r - fa, e - r + fa)
+                    if ff:
+                        w(blk + bsize - ff, ff)
+            else:
+                asize = bsize
+                if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                    w(blk, asize)                  # header and footer on adjacent pages
+                else:
+                    if hdr:
+                        w(blk, hdr)
+                    if fa:
+                        w(blk + asize - fa, fa)
+            ab[blk] = asize
+            self.in_use_bytes += asize
+            return blk + hdr
+
+        def unfile(blk: int, size: int, bm: int) -> int:
+            """_index_remove(blk, size) on binmap ``bm``: the binmap after."""
+            if size < sm:
+                c = size >> sh
+                d = exact[c]
+                del d[blk]
+                if not d:
+                    bm &= ~(1 << c)
+                return bm
+            e = size.bit_length() - 1
+            c = nexact + (e - slog) * PER_DOUBLING + ((size >> (e - 2)) & 3)
+            sl = ranges[c]
+            sl.remove((size << _SHIFT) | blk)
+            if not sl:
+                bm &= ~(1 << c)
+            return bm
+
+        def free(ptr: int) -> None:
+            blk = ptr - hdr
+            size = ab_pop(blk, None)
+            if size is None:
+                if ptr:
+                    general_free(ptr)
+                return
+            self.in_use_bytes -= size
+            # _release_fast(blk, size), inline; (old, old_size) is the free neighbour whose
+            # entry becomes (blk, size), old = 0 when none
+            if merge:
+                nxt = blk + size
+                ns = fb_get(nxt)
+                prev = fe_get(blk)
+            else:
+                ns = prev = None
+            bm = self.binmap
+            old = old_size = 0
+            if prev is not None:
+                del fe[blk]
+                if ns is not None:
+                    del fb[nxt]
+                    bm = unfile(nxt, ns, bm)
+                    size += ns
+                ps = fb[prev]
+                size += ps
+                fb[prev] = size
+                fe[prev + size] = prev
+                old, old_size = prev, ps
+                blk = prev
+            elif ns is not None:
+                del fb[nxt]
+                size += ns
+                fb[blk] = size
+                fe[blk + size] = blk
+                old, old_size = nxt, ns
+            else:
+                fb[blk] = size
+                fe[blk + size] = blk
+            # class_of(size), inline
+            if size < sm:
+                c = size >> sh
+            else:
+                e = size.bit_length() - 1
+                c = nexact + (e - slog) * PER_DOUBLING + ((size >> (e - 2)) & 3)
+            if old:                                # _move(old, old_size, blk, size), inline
+                if old_size < sm:
+                    co = old_size >> sh
+                    d = exact[co]
+                    del d[old]
+                    if not d:
+                        bm &= ~(1 << co)
+                else:
+                    e = old_size.bit_length() - 1
+                    co = nexact + (e - slog) * PER_DOUBLING + ((old_size >> (e - 2)) & 3)
+                    # Tricky: the merged block is larger, so an exact class never stays the
+                    # same; a range class may (then the entry is replaced where it is)
+                    ol = ranges[co]
+                    if co == c:
+                        _sl_replace(ol, (old_size << _SHIFT) | old, (size << _SHIFT) | blk)
+                        old = -1
+                    else:
+                        ol.remove((old_size << _SHIFT) | old)
+                        if not ol:
+                            bm &= ~(1 << co)
+            if old >= 0:                           # _index_add(blk, size), inline
+                if c < nexact:
+                    exact[c][blk] = None
+                else:
+                    sl = ranges_get(c)
+                    if sl is None:
+                        sl = ranges[c] = SortedList()
+                    sl.add((size << _SHIFT) | blk)
+                bm |= 1 << c
+            self.binmap = bm
+            if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
+                w(blk, size)                       # header and footer on adjacent pages
+            else:
+                if hl:
+                    w(blk, hl)
+                if ff:
+                    w(blk + size - ff, ff)
+
+        self.malloc = malloc                        # type: ignore[method-assign]
+        self.free = free                            # type: ignore[method-assign]
 
     def class_of(self, size: int) -> int:
         """The class of a block of ``size`` bytes (exact below small_max, then ranges)."""
