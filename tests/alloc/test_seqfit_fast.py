@@ -22,7 +22,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memsim.alloc import AllocatorAbort, create
-from memsim.alloc.seqfit import SeqFit
+from memsim.alloc.seqfit import SeqFit, SizeList
 
 from .fakesys import PAGE, FakeSyscalls
 
@@ -184,3 +184,79 @@ def test_rebuild_keeps_the_fitlist_invariants() -> None:
         for want in (1, 200, 531, 600):
             fit = next((k for k, s in zip(keys, sizes, strict=True) if s >= want), None)
             assert fits.first_fit(want) == fit
+
+
+def test_sizelist_is_a_sorted_list() -> None:
+    """SizeList (best and worst fit's index) against a plain sorted list: adds, removes and
+    replaces (in place, and ones that move the key) over a few hundred keys, so buckets
+    split, join and empty; check() and every ceiling after each step."""
+    rng = random.Random(11)
+    sl = SizeList()
+    want: list[int] = []
+    for n in range(6000):
+        r = rng.random()
+        if want and r < 0.35 - 0.2 * (len(want) < 40):
+            k = want.pop(rng.randrange(len(want)))
+            sl.remove(k)
+        elif want and r < 0.6:
+            old = want.pop(rng.randrange(len(want)))
+            new = old + rng.choice([1, -1, rng.randrange(-5000, 5000)])
+            if new < 0 or new in want:
+                want.append(old)
+                want.sort()
+                continue
+            sl.replace(old, new)
+            want.append(new)
+        else:
+            k = rng.randrange(20_000)
+            if k in want:
+                continue
+            sl.add(k)
+            want.append(k)
+        want.sort()
+        assert list(sl) == want, n
+        sl.check()
+        q = rng.randrange(20_001)
+        assert sl.ceiling(q) == next((k for k in want if k >= q), None)
+        assert sl.first() == (want[0] if want else None)
+    with pytest.raises(KeyError):
+        sl.remove(20_001)
+
+
+@pytest.mark.parametrize("name", ["best-fit", "worst-fit"])
+def test_best_and_worst_fit_closures_are_the_methods(name: str) -> None:
+    """The closures of ``_build_fast`` (best fit's SizeList operated inline, worst fit's lazy
+    heap) against the general methods (``_place``, ``_release`` and the index operations of
+    ``_specialise``) on a long seeded run: the same pointers, heap and
+    free index after every call, the same brk/mmap calls and first-written pages."""
+    rng = random.Random(5)
+    fk, dk = FirstTouch(), FirstTouch()
+    fast = create(name, fk)
+    assert isinstance(fast, SeqFit) and "malloc" in vars(fast)
+    plain = create(name, dk)
+    assert isinstance(plain, SeqFit)
+    del plain.malloc, plain.free                   # the closures: the methods again
+    plain.fast = False                             # ... and their general steps
+    live_f: list[int] = []
+    live_d: list[int] = []
+
+    def state(a: SeqFit) -> tuple[Any, ...]:
+        return (a.alloc_blocks, a.free_blocks, a.free_end, a._index_items(), a.in_use_bytes,
+                a.free_bytes, a.usage(), a.heap_end, a.curbrk)
+
+    for n in range(5000):
+        if live_f and rng.random() < 0.47:
+            op: tuple[Any, ...] = ("free", rng.randrange(len(live_f)))
+        elif rng.random() < 0.03:
+            op = ("realloc", rng.randrange(64), rng.randrange(1, 3000))
+        else:
+            op = ("malloc", rng.choice([rng.randrange(1, 64), rng.randrange(64, 1024),
+                                        rng.randrange(1024, 40_000)]))
+        assert _call(fast, live_f, op) == _call(plain, live_d, op), (n, op)
+        if n % 101 == 0:
+            assert state(fast) == state(plain), n
+            fast.check()
+    assert state(fast) == state(plain)
+    assert len(fast.free_blocks) > 4 * SizeList.LOAD, "the index spans several buckets"
+    fast.check()
+    assert fk.first == dk.first and fk.log == dk.log

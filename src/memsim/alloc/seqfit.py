@@ -54,9 +54,12 @@ augmentation: the first bucket that can hold a fit is one bisect; a shrink leave
 high until a search walks past and lowers it, see :class:`FitList`) [real: O(blocks
 visited), up to O(n); implicit: O(all blocks)];
 next fit the same from the rover, O(n/B + B) when it must skip buckets; best fit O(log n)
-over a sorted list keyed by (size, list position) [real best fit scans the whole list unless
-it is a tree]; worst fit O(log n) amortised over a binary heap of (-size, address) with lazy
-deletion (a sorted list like best fit's for the other list orders) [real: O(n)]; free
+(a bisect of the bucket maxima, one in the bucket; an update O(log n + B)) over a
+:class:`SizeList`, sorted keys (size << 48 | list position) in buckets of B = 8..32: best fit
+with ties to the first in list order is first fit over the list ordered by (size, position)
+[real best fit scans the whole list unless it is a tree]; worst fit O(log n) amortised over
+a binary heap of (-size, address) with lazy deletion (a SizeList like best fit's for the
+other list orders) [real: O(n)]; free
 O(log n + B) (immediate), the same for deferred/none, a deferred sweep O(n); realloc in
 place O(log n + B). The simulated search returns the same
 block as the real list walk (``tests/alloc/test_seqfit.py`` compares every choice).
@@ -81,7 +84,7 @@ blocks touch; the byte counters equal the sums; the index's own order and augmen
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_left, bisect_right, insort
 from heapq import heapify, heappop, heappush, heapreplace
 from itertools import accumulate, chain, compress, count, islice, pairwise
 from operator import add, eq
@@ -94,7 +97,7 @@ from memsim.alloc.classic import ClassicAllocator, option_error, power_of_two
 from memsim.kernel.abi import Syscalls
 from memsim.units import PAGE_SIZE, KiB
 
-__all__ = ["FitList", "SeqFit"]
+__all__ = ["FitList", "SeqFit", "SizeList"]
 
 LINKS = 16                     # bytes of the next/prev links of an explicit free list
 _SHIFT = 48                    # composite keys: (primary << 48) | list position
@@ -326,6 +329,145 @@ class FitList:
             "FitList running maximum below a bucket's largest block"
 
 
+class SizeList:
+    """A sorted list of int keys in buckets, for best and worst fit: ``lists`` holds the keys
+    in ascending order in buckets of ``LOAD >> 1`` .. ``2 * LOAD`` keys (one bucket may be
+    smaller when it is the only one), ``maxes`` each bucket's largest key (bisected to find
+    the bucket of a key). The layout of sortedcontainers' SortedList without its positional
+    index (never needed here), so that the closures of :meth:`SeqFit._build_fast` can bisect
+    it inline. Costs: ceiling O(log n); add/remove/replace O(log n + B) (list inserts and
+    deletes in C), a split or join O(B + n/B) in C.
+    """
+
+    LOAD = 16
+
+    def __init__(self) -> None:
+        self.lists: list[list[int]] = []
+        self.maxes: list[int] = []
+
+    def __len__(self) -> int:
+        return sum(map(len, self.lists))
+
+    def __bool__(self) -> bool:
+        return bool(self.maxes)
+
+    def __iter__(self) -> Any:
+        return chain.from_iterable(self.lists)
+
+    def first(self) -> int | None:
+        """The smallest key, or None."""
+        return self.lists[0][0] if self.lists else None
+
+    def ceiling(self, key: int) -> int | None:
+        """The smallest key >= ``key``, or None."""
+        maxes = self.maxes
+        j = bisect_left(maxes, key)
+        if j == len(maxes):
+            return None
+        lst = self.lists[j]
+        return lst[bisect_left(lst, key)]
+
+    def add(self, key: int) -> None:
+        maxes, lists = self.maxes, self.lists
+        j = bisect_left(maxes, key)
+        if j == len(maxes):
+            if not j:
+                lists.append([key])
+                maxes.append(key)
+                return
+            j -= 1
+            lst = lists[j]
+            lst.append(key)
+            maxes[j] = key
+        else:
+            lst = lists[j]
+            insort(lst, key)
+        if len(lst) > 2 * self.LOAD:
+            self._split(j)
+
+    def _split(self, j: int) -> None:
+        lst = self.lists[j]
+        h = len(lst) >> 1
+        self.lists[j:j + 1] = [lst[:h], lst[h:]]
+        self.maxes[j:j + 1] = [lst[h - 1], lst[-1]]
+
+    def remove(self, key: int) -> None:
+        j = bisect_left(self.maxes, key)
+        lst = self.lists[j]
+        i = bisect_left(lst, key)
+        if lst[i] != key:
+            raise KeyError(key)
+        self.remove_at(j, i)
+
+    def remove_at(self, j: int, i: int) -> None:
+        """Remove key ``i`` of bucket ``j``."""
+        lst = self.lists[j]
+        del lst[i]
+        if i == len(lst) and lst:
+            self.maxes[j] = lst[-1]
+        if len(lst) < self.LOAD >> 1:
+            self._join(j)
+
+    def _join(self, j: int) -> None:
+        """Bucket ``j`` fell under a quarter full: join it to a neighbour (split again when
+        the pair is too large), or drop it when empty and alone."""
+        lists, maxes = self.lists, self.maxes
+        if len(lists) == 1:
+            if not lists[0]:
+                del lists[0], maxes[0]
+            return
+        if j == len(lists) - 1:
+            j -= 1
+        lists[j] += lists[j + 1]
+        del lists[j + 1], maxes[j + 1]
+        maxes[j] = lists[j][-1]
+        if len(lists[j]) > 2 * self.LOAD:
+            self._split(j)
+
+    def replace(self, old: int, new: int) -> None:
+        """Replace ``old`` by ``new``: in place when ``new`` sorts where ``old`` was (the
+        common case of a split or merge that leaves the block's rank alone), else remove and
+        add."""
+        maxes = self.maxes
+        j = bisect_left(maxes, old)
+        lst = self.lists[j]
+        i = bisect_left(lst, old)
+        self.replace_at(j, i, new)
+
+    def replace_at(self, j: int, i: int, new: int) -> None:
+        """Replace key ``i`` of bucket ``j`` by ``new``."""
+        lists = self.lists
+        lst = lists[j]
+        last = len(lst) - 1
+        if i:
+            lo = lst[i - 1]
+        else:
+            lo = lists[j - 1][-1] if j else -1
+        if i < last:
+            hi = lst[i + 1]
+        else:
+            hi = lists[j + 1][0] if j + 1 < len(lists) else new + 1
+        if lo < new < hi:
+            lst[i] = new
+            if i == last:
+                self.maxes[j] = new
+            return
+        self.remove_at(j, i)
+        self.add(new)
+
+    def check(self) -> None:
+        lists, maxes = self.lists, self.maxes
+        assert len(lists) == len(maxes), "SizeList maxima"
+        assert all(lists), "SizeList empty bucket"
+        assert all(lst[-1] == m for lst, m in zip(lists, maxes, strict=True)), \
+            "SizeList bucket maximum"
+        flat = list(self)
+        assert flat == sorted(set(flat)), "SizeList out of order"
+        assert all(len(lst) <= 2 * self.LOAD for lst in lists), "SizeList bucket too large"
+        assert len(lists) < 2 or min(map(len, lists)) >= self.LOAD >> 1, \
+            "SizeList bucket under a quarter full"
+
+
 def _ceiling(sl: SortedList, key: int) -> int | None:
     """The smallest element of ``sl`` >= ``key``, or None: SortedList.bisect_left and
     __getitem__ in one step over its two-level layout (``_maxes``, ``_lists``)."""
@@ -341,7 +483,8 @@ def _sl_replace(sl: SortedList, old: int, new: int) -> None:
     """Replace ``old`` by ``new`` in ``sl``: in place when ``new`` sorts where ``old`` was
     (the common case of a split or merge that leaves the block's rank alone), else remove and
     add. Tricky: writes SortedList's ``_lists``/``_maxes`` directly; its positional
-    ``_index`` depends only on the sublist lengths, which do not change."""
+    ``_index`` depends only on the sublist lengths, which do not change. (Used by
+    :mod:`memsim.alloc.segfit`; SeqFit itself keeps a :class:`SizeList`.)"""
     maxes = sl._maxes
     lists = sl._lists
     j = bisect_left(maxes, old)
@@ -454,7 +597,7 @@ class SeqFit(ClassicAllocator):
         self.rover = 0                             # next fit: where the last search stopped
         best_worst = self.placement in ("best", "worst")
         self.fits: FitList | None = None if best_worst else FitList()
-        self.sorted: SortedList | None = SortedList() if best_worst else None
+        self.sorted: SizeList | None = SizeList() if best_worst else None
         # address-ordered lists, and LIFO/FIFO lists searched first/next fit, take the fast
         # paths (_place_fast, _release_fast)
         self.fast = self.order == "address" or (self.fits is not None and
@@ -520,7 +663,7 @@ class SeqFit(ClassicAllocator):
 
                 self._find = find_next              # type: ignore[method-assign]
             return
-        add, remove = sl.add, sl.remove
+        add, remove, replace, ceiling = sl.add, sl.remove, sl.replace, sl.ceiling
         if placement == "best":
             def ix_add(blk: int, size: int) -> None:
                 add((size << _SHIFT) | blk)
@@ -529,11 +672,13 @@ class SeqFit(ClassicAllocator):
                 remove((size << _SHIFT) | blk)
 
             def ix_move(old: int, old_size: int, new: int, size: int) -> None:
-                _sl_replace(sl, (old_size << _SHIFT) | old, (size << _SHIFT) | new)
+                replace((old_size << _SHIFT) | old, (size << _SHIFT) | new)
 
             def find(asize: int) -> int:
-                k = _ceiling(sl, asize << _SHIFT)
+                k = ceiling(asize << _SHIFT)
                 return 0 if k is None else k & _POS_MAX
+
+            self._best_ops = (ix_add, ix_remove, ix_move, find)
         else:
             # Worst fit needs only the largest block: a binary heap of (-size, address)
             # (heapq, in C) with lazy deletion. An entry is live while the block it names
@@ -593,9 +738,11 @@ class SeqFit(ClassicAllocator):
         :meth:`_place_fast`, :meth:`free` and :meth:`_release_fast` in one frame each, the
         same steps and the same stores in the same order. An address-ordered FitList alone
         (``by_address``) takes :meth:`_build_address_fast`, the other configurations on a
-        FitList :meth:`_build_fitlist_fast`; this one serves best fit, worst fit (its lazy
-        heap inline) and subclasses with their own index operations. A subclass that rebinds its
-        index operations after ``_configure`` calls this again."""
+        FitList :meth:`_build_fitlist_fast`; this one serves best fit (its SizeList's
+        common cases inline: :meth:`SizeList.ceiling`, ``replace_at``, ``remove_at``,
+        ``add`` without a split), worst fit (its lazy heap inline) and subclasses with
+        their own index operations. A subclass that rebinds its index operations after
+        ``_configure`` calls this again."""
         self.__dict__.pop("malloc", None)
         self.__dict__.pop("free", None)
         if not self.fast:
@@ -620,6 +767,16 @@ class SeqFit(ClassicAllocator):
         ix_add, ix_remove = self._index_add, self._index_remove
         wheap: list[int] | None = self.__dict__.get("wheap")   # worst fit's lazy heap
         wcompact = self.__dict__.get("_wcompact")
+        # best fit in address order: its SizeList inline, while the index operations are
+        # still _specialise's (a subclass that rebinds one gets the calls). Tricky: the
+        # search leaves j, i (bucket, index) on the key it found, and the split or take
+        # that follows updates that key there without a second search; a key never equals
+        # another (it holds the block's address), so the in-place checks are strict
+        best = self.sorted if self.__dict__.get("_best_ops") == (
+            ix_add, ix_remove, ix_move, find) and ix_merge is ix_move else None
+        if best is not None:
+            s_lists, s_maxes = best.lists, best.maxes
+            s_replace_at, s_remove_at, s_add = best.replace_at, best.remove_at, best.add
         general_malloc = ClassicAllocator.malloc
         general_free = self._free
         limit = _SIZE_MAX >> 2
@@ -641,6 +798,14 @@ class SeqFit(ClassicAllocator):
                             blk = b
                         break
                     heappop(wheap)
+            elif best is not None:                 # best fit's ceiling, inline
+                key = asize << _SHIFT
+                j = bisect_left(s_maxes, key)
+                if j == len(s_maxes):
+                    return general_malloc(self, size)
+                lst = s_lists[j]
+                i = bisect_left(lst, key)
+                blk = lst[i] & _POS_MAX
             else:
                 blk = find(asize)
             if not blk:
@@ -654,6 +819,15 @@ class SeqFit(ClassicAllocator):
                 fe[blk + bsize] = r
                 if wheap is not None and wheap[0] == ((_SIZE_MAX - bsize) << _SHIFT) | blk:
                     heapreplace(wheap, ((_SIZE_MAX - rest) << _SHIFT) | r)   # ix_move's case
+                elif best is not None:             # ix_move at the key the search found
+                    k = (rest << _SHIFT) | r
+                    if (lst[i - 1] if i else s_lists[j - 1][-1] if j else -1) < k:
+                        # (k < the old key: no upper check)
+                        lst[i] = k
+                        if i == len(lst) - 1:
+                            s_maxes[j] = k
+                    else:
+                        s_replace_at(j, i, k)
                 else:
                     ix_move(blk, bsize, r, rest)
                 # the stores of _place_fast (its Tricky: comment)
@@ -672,7 +846,12 @@ class SeqFit(ClassicAllocator):
                         w(blk + bsize - ff, ff)
             else:
                 del fe[blk + bsize]
-                if wheap is None:                  # (worst fit: the entry goes stale)
+                if best is not None:               # ix_remove at the key the search found
+                    if len(lst) > 8 and i < len(lst) - 1:
+                        del lst[i]
+                    else:
+                        s_remove_at(j, i)
+                elif wheap is None:                # (worst fit: the entry goes stale)
                     ix_remove(blk, bsize)
                 asize = bsize
                 if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
@@ -705,14 +884,33 @@ class SeqFit(ClassicAllocator):
                 del fe[blk]
                 if ns is not None:
                     del fb[nxt]
-                    if wheap is None:              # (worst fit: the entry goes stale)
+                    if best is not None:           # best fit's ix_remove, inline
+                        k = (ns << _SHIFT) | nxt
+                        j = bisect_left(s_maxes, k)
+                        lst = s_lists[j]
+                        i = bisect_left(lst, k)
+                        if len(lst) > 8 and i < len(lst) - 1:
+                            del lst[i]
+                        else:
+                            s_remove_at(j, i)
+                    elif wheap is None:            # (worst fit: the entry goes stale)
                         ix_remove(nxt, ns)
                     size += ns
                 ps = fb[prev]
                 size += ps
                 fb[prev] = size
                 fe[prev + size] = prev
-                if wheap is not None:              # worst fit's ix_move, inline
+                if best is not None:               # best fit's ix_merge, inline
+                    k = (ps << _SHIFT) | prev
+                    j = bisect_left(s_maxes, k)
+                    lst = s_lists[j]
+                    i = bisect_left(lst, k)
+                    k = (size << _SHIFT) | prev
+                    if i < len(lst) - 1 and k < lst[i + 1]:   # (k > the old key)
+                        lst[i] = k
+                    else:
+                        s_replace_at(j, i, k)
+                elif wheap is not None:            # worst fit's ix_move, inline
                     k = ((_SIZE_MAX - size) << _SHIFT) | prev
                     if wheap and wheap[0] == ((_SIZE_MAX - ps) << _SHIFT) | prev:
                         heapreplace(wheap, k)
@@ -728,7 +926,17 @@ class SeqFit(ClassicAllocator):
                 size += ns
                 fb[blk] = size
                 fe[blk + size] = blk
-                if wheap is not None:              # worst fit's ix_move, inline
+                if best is not None:               # best fit's ix_merge, inline
+                    k = (ns << _SHIFT) | nxt
+                    j = bisect_left(s_maxes, k)
+                    lst = s_lists[j]
+                    i = bisect_left(lst, k)
+                    k = (size << _SHIFT) | blk
+                    if i < len(lst) - 1 and k < lst[i + 1]:   # (k > the old key)
+                        lst[i] = k
+                    else:
+                        s_replace_at(j, i, k)
+                elif wheap is not None:            # worst fit's ix_move, inline
                     k = ((_SIZE_MAX - size) << _SHIFT) | blk
                     if wheap and wheap[0] == ((_SIZE_MAX - ns) << _SHIFT) | nxt:
                         heapreplace(wheap, k)
@@ -741,7 +949,14 @@ class SeqFit(ClassicAllocator):
             else:
                 fb[blk] = size
                 fe[blk + size] = blk
-                if wheap is not None:              # worst fit's ix_add, inline
+                if best is not None:               # best fit's ix_add, inline
+                    k = (size << _SHIFT) | blk
+                    j = bisect_left(s_maxes, k)
+                    if j < len(s_maxes) and len(s_lists[j]) < 32:
+                        insort(s_lists[j], k)      # (k < the bucket's maximum)
+                    else:
+                        s_add(k)
+                elif wheap is not None:            # worst fit's ix_add, inline
                     heappush(wheap, ((_SIZE_MAX - size) << _SHIFT) | blk)
                     if len(wheap) > 2 * len(fb) + 64:
                         wcompact()
@@ -1370,7 +1585,7 @@ class SeqFit(ClassicAllocator):
             return [(self._block_at(k), s) for k, s in self.fits.items()]
         sl = self.sorted
         assert sl is not None
-        sl._check()
+        sl.check()
         got = []
         for k in sl:
             size = k >> _SHIFT
@@ -1402,12 +1617,11 @@ class SeqFit(ClassicAllocator):
         if not sl:
             return 0
         if self.placement == "best":
-            i = sl.bisect_left(asize << _SHIFT)
-            if i == len(sl):
+            key = sl.ceiling(asize << _SHIFT)
+            if key is None:
                 return 0
-            key = sl[i]
         else:
-            key = sl[0]
+            key = sl.lists[0][0]
             if _SIZE_MAX - (key >> _SHIFT) < asize:
                 return 0
         return self._block_at(key & _POS_MAX)
