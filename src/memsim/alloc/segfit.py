@@ -125,10 +125,14 @@ class SegFit(SeqFit):
         ranges_get = ranges.get
         general_malloc = ClassicAllocator.malloc
         general_free = self._free
-        limit = _SIZE_MAX >> 2
+        hfa = bool(hdr and fa)                     # a header and a footer in allocated blocks
+        hlff = bool(hl and ff)                     # a header and a footer in free blocks
+        hff = bool(hdr and ff)
+        # sizes the closure takes (none when requests may go to mmap: the general path)
+        limit = _SIZE_MAX >> 2 if self.mmap_threshold is None else -1
 
         def malloc(size: int) -> int:
-            if self.mmap_threshold is not None or not 0 <= size <= limit:
+            if not 0 <= size <= limit:
                 return general_malloc(self, size)
             asize = (size + hf + a - 1) & -a
             if asize < mb:
@@ -152,7 +156,7 @@ class SegFit(SeqFit):
                     self.binmap = bm & ~(1 << c)
                 fb_pop(blk)
                 del fe[blk + asize]
-                if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                if hfa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
                     w(blk, asize)                  # header and footer on adjacent pages
                 else:
                     if hdr:
@@ -237,7 +241,7 @@ class SegFit(SeqFit):
                         self.binmap = bm & ~(1 << c)
             if rest >= mb:
                 # the stores of _place_fast (its Tricky: comment)
-                if hdr and ff and (blk + bsize - 1) >> 12 <= (blk >> 12) + 1:
+                if hff and (blk + bsize - 1) >> 12 <= (blk >> 12) + 1:
                     w(blk, bsize)                  # all three: the block's one or two pages
                 else:
                     e = r + hl
@@ -252,7 +256,7 @@ class SegFit(SeqFit):
                         w(blk + bsize - ff, ff)
             else:
                 asize = bsize
-                if hdr and fa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
+                if hfa and (blk + asize - 1) >> 12 <= (blk >> 12) + 1:
                     w(blk, asize)                  # header and footer on adjacent pages
                 else:
                     if hdr:
@@ -288,44 +292,54 @@ class SegFit(SeqFit):
                     general_free(ptr)
                 return
             self.in_use_bytes -= size
-            # _release_fast(blk, size), inline; (old, old_size) is the free neighbour whose
-            # entry becomes (blk, size), old = 0 when none
+            # _release_fast(blk, size), inline
             if merge:
                 nxt = blk + size
                 ns = fb_get(nxt)
                 prev = fe_get(blk)
             else:
                 ns = prev = None
-            bm = self.binmap
-            old = old_size = 0
-            if prev is not None:
-                del fe[blk]
-                if ns is not None:
+            if prev is None and ns is None:        # no free neighbour: _index_add, inline
+                fb[blk] = size
+                fe[blk + size] = blk
+                if size < sm:
+                    exact[size >> sh][blk] = None
+                    self.binmap |= 1 << (size >> sh)
+                else:
+                    e = size.bit_length() - 1
+                    c = nexact + (e - slog) * PER_DOUBLING + ((size >> (e - 2)) & 3)
+                    sl = ranges_get(c)
+                    if sl is None:
+                        sl = ranges[c] = SortedList()
+                    sl.add((size << _SHIFT) | blk)
+                    self.binmap |= 1 << c
+            else:
+                # the free neighbour (old, old_size) merges: its entry becomes (blk, size)
+                bm = self.binmap
+                if prev is not None:
+                    del fe[blk]
+                    if ns is not None:
+                        del fb[nxt]
+                        bm = unfile(nxt, ns, bm)
+                        size += ns
+                    old_size = fb[prev]
+                    size += old_size
+                    fb[prev] = size
+                    fe[prev + size] = prev
+                    old = blk = prev
+                else:
                     del fb[nxt]
-                    bm = unfile(nxt, ns, bm)
                     size += ns
-                ps = fb[prev]
-                size += ps
-                fb[prev] = size
-                fe[prev + size] = prev
-                old, old_size = prev, ps
-                blk = prev
-            elif ns is not None:
-                del fb[nxt]
-                size += ns
-                fb[blk] = size
-                fe[blk + size] = blk
-                old, old_size = nxt, ns
-            else:
-                fb[blk] = size
-                fe[blk + size] = blk
-            # class_of(size), inline
-            if size < sm:
-                c = size >> sh
-            else:
-                e = size.bit_length() - 1
-                c = nexact + (e - slog) * PER_DOUBLING + ((size >> (e - 2)) & 3)
-            if old:                                # _move(old, old_size, blk, size), inline
+                    fb[blk] = size
+                    fe[blk + size] = blk
+                    old, old_size = nxt, ns
+                # _move(old, old_size, blk, size), inline
+                if size < sm:
+                    c = size >> sh
+                else:
+                    e = size.bit_length() - 1
+                    c = nexact + (e - slog) * PER_DOUBLING + ((size >> (e - 2)) & 3)
+                filed = False
                 if old_size < sm:
                     co = old_size >> sh
                     d = exact[co]
@@ -340,22 +354,22 @@ class SegFit(SeqFit):
                     ol = ranges[co]
                     if co == c:
                         _sl_replace(ol, (old_size << _SHIFT) | old, (size << _SHIFT) | blk)
-                        old = -1
+                        filed = True
                     else:
                         ol.remove((old_size << _SHIFT) | old)
                         if not ol:
                             bm &= ~(1 << co)
-            if old >= 0:                           # _index_add(blk, size), inline
-                if c < nexact:
-                    exact[c][blk] = None
-                else:
-                    sl = ranges_get(c)
-                    if sl is None:
-                        sl = ranges[c] = SortedList()
-                    sl.add((size << _SHIFT) | blk)
-                bm |= 1 << c
-            self.binmap = bm
-            if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
+                if not filed:                      # _index_add(blk, size), inline
+                    if c < nexact:
+                        exact[c][blk] = None
+                    else:
+                        sl = ranges_get(c)
+                        if sl is None:
+                            sl = ranges[c] = SortedList()
+                        sl.add((size << _SHIFT) | blk)
+                    bm |= 1 << c
+                self.binmap = bm
+            if hlff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
                 w(blk, size)                       # header and footer on adjacent pages
             else:
                 if hl:
