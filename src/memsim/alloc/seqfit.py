@@ -1334,22 +1334,50 @@ class SeqFit(ClassicAllocator):
         def relist(old: int, new: int, size: int) -> None:
             """A LIFO/FIFO list: the merged block ``new`` leaves the list position of
             ``old`` and is inserted anew (at the front for LIFO, the back for FIFO).
-            Tricky: inserted before the old entry is removed (see _specialise_seq)."""
+            Tricky: inserted before the old entry is removed (see _specialise_seq); when
+            the old entry is already the list's first (LIFO) or last (FIFO), the new one
+            takes its place there instead: the same keys in the same order, and the merged
+            block is larger, so only a raise of the running maximum can follow."""
             q = pos_pop(old)
             del at_pos[q]
             p = next(seq)
+            if lifo:
+                ks = f_keys[0]
+                if ks[0] == q:
+                    p = _POS_MAX - p
+                    pos[new] = p
+                    at_pos[p] = new
+                    ks[0] = f_mins[0] = p
+                    f_sizes[0][0] = size
+                    if size > f_maxes[0]:
+                        f_raise(0, size)
+                    return
+            else:
+                ks = f_keys[-1]
+                if ks[-1] == q:
+                    pos[new] = p
+                    at_pos[p] = new
+                    j = len(f_keys) - 1
+                    ks[-1] = p
+                    f_mins[j] = ks[0]
+                    f_sizes[j][-1] = size
+                    if size > f_maxes[j]:
+                        f_raise(j, size)
+                    return
             if lifo:                               # FitList.insert(p, size), inline: p
                 p = _POS_MAX - p                   # goes first (LIFO) or last (FIFO)
-                j = i = 0
+                j = 0
                 f_mins[0] = p
+                ks = f_keys[0]
+                ks.insert(0, p)
+                f_sizes[0].insert(0, size)
             else:
                 j = len(f_keys) - 1
-                i = len(f_keys[j])
+                ks = f_keys[j]
+                ks.append(p)
+                f_sizes[j].append(size)
             pos[new] = p
             at_pos[p] = new
-            ks = f_keys[j]
-            ks.insert(i, p)
-            f_sizes[j].insert(i, size)
             if size > f_maxes[j]:
                 f_raise(j, size)
             if len(ks) > load2:
@@ -1390,10 +1418,24 @@ class SeqFit(ClassicAllocator):
                 del fe[blk]
                 if ns is not None:
                     del fb[nxt]
-                    if seq_order:
+                    if seq_order:                  # FitList.remove(q), inline
                         q = pos_pop(nxt)
                         del at_pos[q]
-                        f_remove(q)
+                        j = bisect_right(f_mins, q) - 1
+                        ks = f_keys[j]
+                        i = bisect_left(ks, q)
+                        sz = f_sizes[j]
+                        s = sz.pop(i)
+                        del ks[i]
+                        if not ks:
+                            del f_keys[j], f_sizes[j], f_maxes[j], f_mins[j], f_pmax[j]
+                        else:
+                            if not i:
+                                f_mins[j] = ks[0]
+                            if s == f_maxes[j]:
+                                f_maxes[j] = max(sz)
+                            if len(ks) < join_below:
+                                f_join(j)
                     else:
                         f_remove(nxt)
                     size += ns
@@ -1436,7 +1478,23 @@ class SeqFit(ClassicAllocator):
                     at_pos[k] = blk
                 else:
                     k = blk
-                if f_mins:                         # FitList.insert(k, size), inline
+                if seq_order and f_mins:           # FitList.insert(k, size), inline: k goes
+                    if lifo:                       # first (LIFO) or last (FIFO)
+                        j = 0
+                        f_mins[0] = k
+                        ks = f_keys[0]
+                        ks.insert(0, k)
+                        f_sizes[0].insert(0, size)
+                    else:
+                        j = len(f_keys) - 1
+                        ks = f_keys[j]
+                        ks.append(k)
+                        f_sizes[j].append(size)
+                    if size > f_maxes[j]:
+                        f_raise(j, size)
+                    if len(ks) > load2:
+                        f_split(j)
+                elif f_mins:                       # FitList.insert(k, size), inline
                     j = bisect_right(f_mins, k) - 1
                     if j < 0:
                         j = 0
