@@ -405,7 +405,7 @@ class SizeList:
         del lst[i]
         if i == len(lst) and lst:
             self.maxes[j] = lst[-1]
-        if len(lst) < self.LOAD >> 1:
+        if len(lst) < self.LOAD >> 1 and (not lst or len(self.lists) > 1):
             self._join(j)
 
     def _join(self, j: int) -> None:
@@ -847,8 +847,10 @@ class SeqFit(ClassicAllocator):
             else:
                 del fe[blk + bsize]
                 if best is not None:               # ix_remove at the key the search found
-                    if len(lst) > 8 and i < len(lst) - 1:
-                        del lst[i]
+                    if len(lst) > 8 or (len(lst) > 1 and len(s_lists) == 1):
+                        del lst[i]                 # (no join: SizeList.remove_at)
+                        if i == len(lst):
+                            s_maxes[j] = lst[-1]
                     else:
                         s_remove_at(j, i)
                 elif wheap is None:                # (worst fit: the entry goes stale)
@@ -889,8 +891,10 @@ class SeqFit(ClassicAllocator):
                         j = bisect_left(s_maxes, k)
                         lst = s_lists[j]
                         i = bisect_left(lst, k)
-                        if len(lst) > 8 and i < len(lst) - 1:
-                            del lst[i]
+                        if len(lst) > 8 or (len(lst) > 1 and len(s_lists) == 1):
+                            del lst[i]             # (no join: SizeList.remove_at)
+                            if i == len(lst):
+                                s_maxes[j] = lst[-1]
                         else:
                             s_remove_at(j, i)
                     elif wheap is None:            # (worst fit: the entry goes stale)
@@ -906,8 +910,13 @@ class SeqFit(ClassicAllocator):
                     lst = s_lists[j]
                     i = bisect_left(lst, k)
                     k = (size << _SHIFT) | prev
-                    if i < len(lst) - 1 and k < lst[i + 1]:   # (k > the old key)
-                        lst[i] = k
+                    if i < len(lst) - 1:           # (k > the old key: no lower check)
+                        if k < lst[i + 1]:
+                            lst[i] = k
+                        else:
+                            s_replace_at(j, i, k)
+                    elif j == len(s_lists) - 1 or k < s_lists[j + 1][0]:
+                        lst[i] = s_maxes[j] = k    # the bucket's last key
                     else:
                         s_replace_at(j, i, k)
                 elif wheap is not None:            # worst fit's ix_move, inline
@@ -932,8 +941,13 @@ class SeqFit(ClassicAllocator):
                     lst = s_lists[j]
                     i = bisect_left(lst, k)
                     k = (size << _SHIFT) | blk
-                    if i < len(lst) - 1 and k < lst[i + 1]:   # (k > the old key)
-                        lst[i] = k
+                    if i < len(lst) - 1:           # (k > the old key: no lower check)
+                        if k < lst[i + 1]:
+                            lst[i] = k
+                        else:
+                            s_replace_at(j, i, k)
+                    elif j == len(s_lists) - 1 or k < s_lists[j + 1][0]:
+                        lst[i] = s_maxes[j] = k    # the bucket's last key
                     else:
                         s_replace_at(j, i, k)
                 elif wheap is not None:            # worst fit's ix_move, inline
