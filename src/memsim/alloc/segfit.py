@@ -19,6 +19,10 @@ splits it, and files the remainder in the remainder's class. A freed block merge
 free neighbours and goes to its class. Costs: malloc O(log k) for k blocks in a range class
 (bisect) plus O(1) binmap search [real dlmalloc: O(1) small bins, a size-sorted trie for
 large ones]; free O(1) for exact classes, O(log k) for range classes.
+``malloc`` and ``free`` are closures (:meth:`SegFit._build_fast`) that do the methods'
+steps in one frame with the class lists operated inline (the block found is taken or split
+where it was found); ``tests/alloc/test_segfit_fast.py`` compares them with the methods
+call by call.
 
 ``simple-seg`` / ``simple-seg-3`` — :class:`SimpleSeg`, simple segregated storage
 (Kingsley's 4.2BSD malloc, CS:APP 9.9.14). Each size class owns whole runs of pages from
@@ -204,7 +208,8 @@ class SegFit(SeqFit):
                 else:                              # a range class above: its smallest
                     sl = ranges[c]
                     j = i = 0
-                    k = sl._lists[0][0]
+                    lst = sl._lists[0]
+                    k = lst[0]
             if sl is not None:
                 blk = k & _POS_MAX
                 bsize = k >> _SHIFT
@@ -221,7 +226,21 @@ class SegFit(SeqFit):
                         e = rest.bit_length() - 1
                         cr = nexact + (e - slog) * PER_DOUBLING + ((rest >> (e - 2)) & 3)
                     if cr == c:
-                        _sl_replace(sl, k, (rest << _SHIFT) | r)
+                        # _sl_replace(sl, k, nk), inline at k's place (j, i). Tricky: nk < k
+                        # (a smaller block), so it sorts where k was when it is above k's
+                        # predecessor (always, for the smallest key of a class above)
+                        nk = (rest << _SHIFT) | r
+                        if i:
+                            lo = lst[i - 1]
+                        else:
+                            lo = sl._lists[j - 1][-1] if j else -1
+                        if nk > lo:
+                            lst[i] = nk
+                            if i == len(lst) - 1:
+                                sl._maxes[j] = nk
+                        else:
+                            sl.remove(k)
+                            sl.add(nk)
                     else:
                         sl._delete(j, i)
                         if not sl:
@@ -352,11 +371,31 @@ class SegFit(SeqFit):
                     # Tricky: the merged block is larger, so an exact class never stays the
                     # same; a range class may (then the entry is replaced where it is)
                     ol = ranges[co]
+                    ok = (old_size << _SHIFT) | old
                     if co == c:
-                        _sl_replace(ol, (old_size << _SHIFT) | old, (size << _SHIFT) | blk)
+                        # _sl_replace(ol, ok, nk), inline. Tricky: nk > ok (a larger block),
+                        # so it sorts where ok was when it is below ok's successor
+                        nk = (size << _SHIFT) | blk
+                        maxes = ol._maxes
+                        lists = ol._lists
+                        j = bisect_left(maxes, ok)
+                        lst = lists[j]
+                        i = bisect_left(lst, ok)
+                        last = len(lst) - 1
+                        if i < last:
+                            hi = lst[i + 1]
+                        else:
+                            hi = lists[j + 1][0] if j + 1 < len(lists) else nk + 1
+                        if nk < hi:
+                            lst[i] = nk
+                            if i == last:
+                                maxes[j] = nk
+                        else:
+                            ol.remove(ok)
+                            ol.add(nk)
                         filed = True
                     else:
-                        ol.remove((old_size << _SHIFT) | old)
+                        ol.remove(ok)
                         if not ol:
                             bm &= ~(1 << co)
                 if not filed:                      # _index_add(blk, size), inline
