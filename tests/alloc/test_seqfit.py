@@ -295,3 +295,39 @@ def test_fitlist_first_fit_matches_a_scan() -> None:
         assert fl.first_fit(n, start) == want
     fl.check()
     assert len(fl) == len(ref)
+
+
+@pytest.mark.parametrize("options", [
+    {"placement": "best"}, {"placement": "worst"},
+    {"placement": "first", "order": "lifo"}, {"placement": "next", "order": "fifo"},
+    {"placement": "first"},
+])
+def test_a_subclass_with_its_own_index_operations_places_the_same_blocks(
+        options: dict[str, Any]) -> None:
+    """A subclass that overrides an index operation gets neither the specialised closures nor
+    the configuration's index shortcuts: the general ones (``_ix_move``, ``_ix_merge``) must
+    give the same blocks."""
+
+    class Counting(SeqFit):
+        adds = 0
+
+        def _index_add(self, blk: int, size: int) -> None:
+            self.adds += 1
+            super()._index_add(blk, size)
+
+    rng = random.Random(5)
+    plain = create("seqfit", Process().mm, options)
+    counting = Counting(Process().mm, **options)
+    live: list[tuple[int, int]] = []
+    for _ in range(3000):
+        if live and rng.random() < 0.45:
+            p, q = live.pop(rng.randrange(len(live)))
+            plain.free(p)
+            counting.free(q)
+        else:
+            size = rng.choice((8, 24, 40, 100, 300, 2000, 9000))
+            p, q = plain.malloc(size), counting.malloc(size)
+            assert p == q
+            live.append((p, q))
+    counting.check()
+    assert counting.adds > 0

@@ -1644,6 +1644,24 @@ class SeqFit(ClassicAllocator):
         else:
             self.sorted.remove(self._sorted_key(pos, size))  # type: ignore[union-attr]
 
+    def _ix_move(self, old: int, old_size: int, new: int, size: int) -> None:
+        """The free block ``old`` became ``new`` (a split's remainder): refile it through
+        the index operations, a subclass's own too; the remainder keeps the list position
+        of a LIFO/FIFO list. :meth:`_specialise` binds faster closures over this."""
+        keep = self.order in ("lifo", "fifo")
+        self._index_remove(old, old_size, keep)
+        if keep:
+            p = self.pos.pop(old)
+            self.pos[new] = p
+            self.at_pos[p] = new
+        self._index_add(new, size)
+
+    def _ix_merge(self, old: int, old_size: int, new: int, size: int) -> None:
+        """The free block ``old`` grew into ``new`` (a merge): refile it; a LIFO/FIFO list
+        inserts the merged block anew (front or back)."""
+        self._index_remove(old, old_size)
+        self._index_add(new, size)
+
     def _index_items(self) -> list[tuple[int, int]]:
         """(block, size) of every block in the free index, after checking the index."""
         heap = getattr(self, "wheap", None)
