@@ -17,24 +17,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memsim.alloc import AllocatorAbort, create
+from memsim.alloc import create
 from memsim.alloc.csapp import CsappAllocator, CsappFirstFit, CsappNextFit
 
-from .fakesys import PAGE, FakeSyscalls
-
-
-class FirstTouch(FakeSyscalls):
-    """FakeSyscalls that also lists the pages in the order they were first written."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.first: list[int] = []
-
-    def write(self, addr: int, length: int = 1) -> None:
-        for page in range(addr // PAGE, (addr + length - 1) // PAGE + 1):
-            if page * PAGE not in self.pages:
-                self.first.append(page)
-        super().write(addr, length)
+from .fakesys import FakeSyscalls
+from .twins import FirstTouch, call, seeded_op
 
 
 class BookFirstFit(CsappFirstFit):
@@ -80,36 +67,6 @@ _ops = st.lists(st.one_of(
 ), max_size=150)
 
 
-def _call(a: CsappAllocator, live: list[int], op: tuple[Any, ...]) -> Any:
-    """Do ``op`` on ``a``; ``live`` is the list of pointers held (updated)."""
-    kind = op[0]
-    if kind == "malloc":
-        p = a.malloc(op[1])
-    elif kind == "calloc":
-        p = a.calloc(1, op[1])
-    elif kind == "memalign":
-        p = a.memalign(op[1], op[2])
-    elif not live:
-        return None
-    elif kind == "free":
-        a.free(live.pop(op[1] % len(live)))
-        return None
-    elif kind == "badfree":
-        try:
-            a.free(live[op[1] % len(live)] + a.DSIZE)
-        except AllocatorAbort:
-            return "abort"
-        return "no abort"
-    else:
-        i = op[1] % len(live)
-        p = a.realloc(live[i], op[2])
-        if p or not op[2]:
-            live.pop(i)
-    if p:
-        live.append(p)
-    return p
-
-
 @pytest.mark.parametrize("fit", ["first", "next"])
 @settings(max_examples=60, deadline=None)
 @given(ops=_ops, wsize=st.sampled_from([4, 8]), chunksize=st.sampled_from([64, 4096]),
@@ -120,8 +77,8 @@ def test_fast_path_is_the_books_path(fit: str, ops: list[tuple[Any, ...]], wsize
     live_f: list[int] = []
     live_b: list[int] = []
     for op in ops:
-        got = _call(fast, live_f, op)
-        want = _call(book, live_b, op)
+        got = call(fast, live_f, op, fast.DSIZE)
+        want = call(book, live_b, op, book.DSIZE)
         assert got == want, op
         assert _state(fast) == _state(book), op
         assert fast.errno == book.errno, op
@@ -141,14 +98,8 @@ def test_fast_path_on_a_long_seeded_run(fit: str) -> None:
     live_f: list[int] = []
     live_b: list[int] = []
     for n in range(4000):
-        if live_f and rng.random() < 0.45:
-            op: tuple[Any, ...] = ("free", rng.randrange(len(live_f)))
-        elif rng.random() < 0.03:
-            op = ("realloc", rng.randrange(64), rng.randrange(1, 3000))
-        else:
-            op = ("malloc", rng.choice([rng.randrange(1, 64), rng.randrange(64, 1024),
-                                        rng.randrange(1024, 40_000)]))
-        assert _call(fast, live_f, op) == _call(book, live_b, op), (n, op)
+        op = seeded_op(rng, live_f)
+        assert call(fast, live_f, op, fast.DSIZE) == call(book, live_b, op, book.DSIZE), (n, op)
         if n % 97 == 0:
             assert _state(fast) == _state(book), n
             fast.check()

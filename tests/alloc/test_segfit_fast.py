@@ -21,25 +21,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sortedcontainers import SortedList
 
-from memsim.alloc import AllocatorAbort, create
+from memsim.alloc import create
 from memsim.alloc.segfit import SegFit
 from memsim.alloc.seqfit import SeqFit
 
-from .fakesys import PAGE, FakeSyscalls
-
-
-class FirstTouch(FakeSyscalls):
-    """FakeSyscalls that also lists the pages in the order they were first written."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.first: list[int] = []
-
-    def write(self, addr: int, length: int = 1) -> None:
-        for page in range(addr // PAGE, (addr + length - 1) // PAGE + 1):
-            if page * PAGE not in self.pages:
-                self.first.append(page)
-        super().write(addr, length)
+from .twins import FirstTouch, call
 
 
 def _state(a: SegFit) -> tuple[Any, ...]:
@@ -86,41 +72,9 @@ _ops = st.lists(st.one_of(
 ), max_size=150)
 
 
-def _call(a: SegFit, live: list[int], op: tuple[Any, ...]) -> Any:
-    """Do ``op`` on ``a``; ``live`` is the list of pointers held (updated)."""
-    kind = op[0]
-    if kind == "malloc":
-        p = a.malloc(op[1])
-    elif kind == "calloc":
-        p = a.calloc(1, op[1])
-    elif kind == "memalign":
-        p = a.memalign(op[1], op[2])
-    elif kind == "trim":
-        return a.malloc_trim(op[1])
-    elif not live:
-        return None
-    elif kind == "free":
-        a.free(live.pop(op[1] % len(live)))
-        return None
-    elif kind == "badfree":
-        try:
-            a.free(live[op[1] % len(live)] + 16)
-        except AllocatorAbort:
-            return "abort"
-        return "no abort"
-    else:
-        i = op[1] % len(live)
-        p = a.realloc(live[i], op[2])
-        if p or not op[2]:
-            live.pop(i)
-    if p:
-        live.append(p)
-    return p
-
-
 def _same(trio: list[tuple[SegFit, FirstTouch]], lives: list[list[int]],
           op: tuple[Any, ...], state: bool = True) -> None:
-    got = [_call(a, live, op) for (a, _), live in zip(trio, lives, strict=True)]
+    got = [call(a, live, op) for (a, _), live in zip(trio, lives, strict=True)]
     assert got[0] == got[1] == got[2], op
     if state:
         s = _state(trio[0][0])

@@ -21,24 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memsim.alloc import AllocatorAbort, create
+from memsim.alloc import create
 from memsim.alloc.seqfit import SeqFit, SizeList
 
-from .fakesys import PAGE, FakeSyscalls
-
-
-class FirstTouch(FakeSyscalls):
-    """FakeSyscalls that also lists the pages in the order they were first written."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.first: list[int] = []
-
-    def write(self, addr: int, length: int = 1) -> None:
-        for page in range(addr // PAGE, (addr + length - 1) // PAGE + 1):
-            if page * PAGE not in self.pages:
-                self.first.append(page)
-        super().write(addr, length)
+from .fakesys import FakeSyscalls
+from .twins import FirstTouch, call, seeded_op
 
 
 class WithDicts(SeqFit):
@@ -83,38 +70,6 @@ _ops = st.lists(st.one_of(
 ), max_size=150)
 
 
-def _call(a: SeqFit, live: list[int], op: tuple[Any, ...]) -> Any:
-    """Do ``op`` on ``a``; ``live`` is the list of pointers held (updated)."""
-    kind = op[0]
-    if kind == "malloc":
-        p = a.malloc(op[1])
-    elif kind == "calloc":
-        p = a.calloc(1, op[1])
-    elif kind == "memalign":
-        p = a.memalign(op[1], op[2])
-    elif kind == "trim":
-        return a.malloc_trim(op[1])
-    elif not live:
-        return None
-    elif kind == "free":
-        a.free(live.pop(op[1] % len(live)))
-        return None
-    elif kind == "badfree":
-        try:
-            a.free(live[op[1] % len(live)] + 16)
-        except AllocatorAbort:
-            return "abort"
-        return "no abort"
-    else:
-        i = op[1] % len(live)
-        p = a.realloc(live[i], op[2])
-        if p or not op[2]:
-            live.pop(i)
-    if p:
-        live.append(p)
-    return p
-
-
 @pytest.mark.parametrize("closures", [False, True], ids=["methods", "closures"])
 @settings(max_examples=40, deadline=None)
 @given(ops=_ops, placement=st.sampled_from(["first", "next"]),
@@ -131,8 +86,8 @@ def test_the_free_index_alone_is_the_dicts_path(
     live_f: list[int] = []
     live_d: list[int] = []
     for op in ops:
-        got = _call(fast, live_f, op)
-        want = _call(dicts, live_d, op)
+        got = call(fast, live_f, op)
+        want = call(dicts, live_d, op)
         assert got == want, op
         assert _state(fast) == _state(dicts), op
         assert fast.errno == dicts.errno, op
@@ -154,14 +109,8 @@ def test_the_free_index_alone_on_a_long_seeded_run(name: str) -> None:
     live_f: list[int] = []
     live_d: list[int] = []
     for n in range(4000):
-        if live_f and rng.random() < 0.45:
-            op: tuple[Any, ...] = ("free", rng.randrange(len(live_f)))
-        elif rng.random() < 0.03:
-            op = ("realloc", rng.randrange(64), rng.randrange(1, 3000))
-        else:
-            op = ("malloc", rng.choice([rng.randrange(1, 64), rng.randrange(64, 1024),
-                                        rng.randrange(1024, 40_000)]))
-        assert _call(fast, live_f, op) == _call(dicts, live_d, op), (n, op)
+        op = seeded_op(rng, live_f)
+        assert call(fast, live_f, op) == call(dicts, live_d, op), (n, op)
         if n % 97 == 0:
             assert _state(fast) == _state(dicts), n
             fast.check()
@@ -252,7 +201,7 @@ def test_best_and_worst_fit_closures_are_the_methods(name: str) -> None:
         else:
             op = ("malloc", rng.choice([rng.randrange(1, 64), rng.randrange(64, 1024),
                                         rng.randrange(1024, 40_000)]))
-        assert _call(fast, live_f, op) == _call(plain, live_d, op), (n, op)
+        assert call(fast, live_f, op) == call(plain, live_d, op), (n, op)
         if n % 101 == 0:
             assert state(fast) == state(plain), n
             fast.check()
