@@ -50,7 +50,7 @@ def _pair(closures: bool, **options: Any) -> tuple[SeqFit, FirstTouch, SeqFit, F
     dicts = WithDicts(dk, **options)
     assert not dicts.by_address and "malloc" not in vars(dicts)
     if closures:
-        dicts._build_fast()                        # _build_fitlist_fast, with the dicts
+        dicts._build_fast()                        # the generic closure, with the dicts
         assert "malloc" in vars(dicts)
     return fast, fk, dicts, dk
 

@@ -741,8 +741,8 @@ class SeqFit(ClassicAllocator):
         FitList :meth:`_build_fitlist_fast`; this one serves best fit (its SizeList's
         common cases inline: :meth:`SizeList.ceiling`, ``replace_at``, ``remove_at``,
         ``add`` without a split), worst fit (its lazy heap inline) and subclasses with
-        their own index operations. A subclass that rebinds its index operations after
-        ``_configure`` calls this again."""
+        their own index operations (which it calls). A subclass that rebinds its index
+        operations after ``_configure`` calls this again."""
         self.__dict__.pop("malloc", None)
         self.__dict__.pop("free", None)
         if not self.fast:
@@ -750,7 +750,8 @@ class SeqFit(ClassicAllocator):
         if self.by_address:
             self._build_address_fast()
             return
-        if self.fits is not None:
+        if self.fits is not None and self.order != "address" and \
+                type(self)._index_add is SeqFit._index_add:
             self._build_fitlist_fast()
             return
         fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
@@ -762,6 +763,10 @@ class SeqFit(ClassicAllocator):
         a = self.alignment
         mb = self.min_block
         merge = self.merge
+        next_fit = self.next_fit                   # (a subclass's next fit: the rover)
+        addr_order = self.order == "address"
+        rover_fix = self.rover_fix
+        pos = self.pos
         find = self._find
         ix_move, ix_merge = self._ix_move, self._ix_merge
         ix_add, ix_remove = self._index_add, self._index_remove
@@ -811,6 +816,8 @@ class SeqFit(ClassicAllocator):
             if not blk:
                 return general_malloc(self, size)
             # _place_fast(blk, asize), inline
+            if next_fit:
+                self.rover = blk if addr_order else pos[blk]
             bsize = fb_pop(blk)
             rest = bsize - asize
             if rest >= mb:
@@ -900,43 +907,20 @@ class SeqFit(ClassicAllocator):
                     elif wheap is None:            # (worst fit: the entry goes stale)
                         ix_remove(nxt, ns)
                     size += ns
-                ps = fb[prev]
-                size += ps
-                fb[prev] = size
-                fe[prev + size] = prev
-                if best is not None:               # best fit's ix_merge, inline
-                    k = (ps << _SHIFT) | prev
-                    j = bisect_left(s_maxes, k)
-                    lst = s_lists[j]
-                    i = bisect_left(lst, k)
-                    k = (size << _SHIFT) | prev
-                    if i < len(lst) - 1:           # (k > the old key: no lower check)
-                        if k < lst[i + 1]:
-                            lst[i] = k
-                        else:
-                            s_replace_at(j, i, k)
-                    elif j == len(s_lists) - 1 or k < s_lists[j + 1][0]:
-                        lst[i] = s_maxes[j] = k    # the bucket's last key
-                    else:
-                        s_replace_at(j, i, k)
-                elif wheap is not None:            # worst fit's ix_move, inline
-                    k = ((_SIZE_MAX - size) << _SHIFT) | prev
-                    if wheap and wheap[0] == ((_SIZE_MAX - ps) << _SHIFT) | prev:
-                        heapreplace(wheap, k)
-                    else:
-                        heappush(wheap, k)
-                        if len(wheap) > 2 * len(fb) + 64:
-                            wcompact()
-                else:
-                    ix_merge(prev, ps, prev, size)
+                old, old_size = prev, fb[prev]     # the entry that becomes the merged block
+                size += old_size
                 blk = prev
             elif ns is not None:
                 del fb[nxt]
+                old, old_size = nxt, ns
                 size += ns
-                fb[blk] = size
-                fe[blk + size] = blk
+            else:
+                old = 0
+            fb[blk] = size
+            fe[blk + size] = blk
+            if old:
                 if best is not None:               # best fit's ix_merge, inline
-                    k = (ns << _SHIFT) | nxt
+                    k = (old_size << _SHIFT) | old
                     j = bisect_left(s_maxes, k)
                     lst = s_lists[j]
                     i = bisect_left(lst, k)
@@ -952,17 +936,15 @@ class SeqFit(ClassicAllocator):
                         s_replace_at(j, i, k)
                 elif wheap is not None:            # worst fit's ix_move, inline
                     k = ((_SIZE_MAX - size) << _SHIFT) | blk
-                    if wheap and wheap[0] == ((_SIZE_MAX - ns) << _SHIFT) | nxt:
+                    if wheap and wheap[0] == ((_SIZE_MAX - old_size) << _SHIFT) | old:
                         heapreplace(wheap, k)
                     else:
                         heappush(wheap, k)
                         if len(wheap) > 2 * len(fb) + 64:
                             wcompact()
                 else:
-                    ix_merge(nxt, ns, blk, size)
+                    ix_merge(old, old_size, blk, size)
             else:
-                fb[blk] = size
-                fe[blk + size] = blk
                 if best is not None:               # best fit's ix_add, inline
                     k = (size << _SHIFT) | blk
                     j = bisect_left(s_maxes, k)
@@ -983,6 +965,8 @@ class SeqFit(ClassicAllocator):
                     w(blk, hl)
                 if ff:
                     w(blk + size - ff, ff)
+            if rover_fix and blk < self.rover < blk + size:
+                self.rover = blk                   # CS:APP: the rover never points inside
 
         self.malloc = malloc                        # type: ignore[method-assign]
         self.free = free                            # type: ignore[method-assign]
@@ -1210,12 +1194,11 @@ class SeqFit(ClassicAllocator):
         self.free = free                            # type: ignore[method-assign]
 
     def _build_fitlist_fast(self) -> None:
-        """:meth:`_build_fast` for the configurations on a FitList that keep the free-block
-        dicts (first or next fit over a LIFO or FIFO list; an address-ordered one only in a
-        subclass with its own index operations, see :meth:`_build_address_fast`). The
-        search leaves the bucket and index of the block it found, so that taking or
-        splitting the block updates the list there without another lookup; the FitList
-        updates of ``free`` are inline too (FitList.insert, .replace)."""
+        """:meth:`_build_fast` for first or next fit over a LIFO or FIFO list (a FitList keyed
+        by list position, beside the free-block dicts). The search leaves the bucket and
+        index of the block it found, so that taking or splitting the block updates the list
+        there without another lookup; ``free`` inserts a new block inline and relists a
+        merged one (:func:`relist`)."""
         fb, fe, ab = self.free_blocks, self.free_end, self.alloc_blocks
         fb_pop, fb_get, fe_get, ab_pop = fb.pop, fb.get, fe.get, ab.pop
         w = self.w
@@ -1226,8 +1209,6 @@ class SeqFit(ClassicAllocator):
         mb = self.min_block
         merge = self.merge
         next_fit = self.next_fit
-        rover_fix = self.rover_fix
-        seq_order = self.order != "address"      # keys are list positions (LIFO/FIFO)
         pos, at_pos = self.pos, self.at_pos
         pos_pop = pos.pop
         seq = self.seq
@@ -1282,7 +1263,7 @@ class SeqFit(ClassicAllocator):
                         break
             ks = f_keys[j]
             k = ks[i]
-            blk = at_pos[k] if seq_order else k
+            blk = at_pos[k]
             # _place_fast(blk, asize), inline, at the place (j, i) the search found
             bsize = fb_pop(blk)
             rest = bsize - asize
@@ -1292,14 +1273,9 @@ class SeqFit(ClassicAllocator):
                 r = blk + asize
                 fb[r] = rest
                 fe[blk + bsize] = r
-                if seq_order:                      # the remainder keeps the list position
-                    del pos[blk]
-                    pos[r] = k
-                    at_pos[k] = r
-                else:
-                    ks[i] = r
-                    if not i:
-                        f_mins[j] = r
+                del pos[blk]                       # the remainder keeps the list position
+                pos[r] = k
+                at_pos[k] = r
                 sz[i] = rest
                 if bsize == f_maxes[j]:
                     f_maxes[j] = max(sz)
@@ -1319,9 +1295,8 @@ class SeqFit(ClassicAllocator):
                         w(blk + bsize - ff, ff)
             else:
                 del fe[blk + bsize]
-                if seq_order:
-                    del pos[blk]
-                    del at_pos[k]
+                del pos[blk]
+                del at_pos[k]
                 del ks[i]
                 del sz[i]
                 if not ks:
@@ -1396,22 +1371,7 @@ class SeqFit(ClassicAllocator):
                 f_raise(j, size)
             if len(ks) > load2:
                 f_split(j)
-            # FitList.remove(q), inline
-            j = bisect_right(f_mins, q) - 1
-            ks = f_keys[j]
-            i = bisect_left(ks, q)
-            sz = f_sizes[j]
-            s = sz.pop(i)
-            del ks[i]
-            if not ks:
-                del f_keys[j], f_sizes[j], f_maxes[j], f_mins[j], f_pmax[j]
-                return
-            if not i:
-                f_mins[j] = ks[0]
-            if s == f_maxes[j]:
-                f_maxes[j] = max(sz)
-            if len(ks) < join_below:
-                f_join(j)
+            f_remove(q)
 
         def free(ptr: int) -> None:
             blk = ptr - hdr
@@ -1432,67 +1392,29 @@ class SeqFit(ClassicAllocator):
                 del fe[blk]
                 if ns is not None:
                     del fb[nxt]
-                    if seq_order:                  # FitList.remove(q), inline
-                        q = pos_pop(nxt)
-                        del at_pos[q]
-                        j = bisect_right(f_mins, q) - 1
-                        ks = f_keys[j]
-                        i = bisect_left(ks, q)
-                        sz = f_sizes[j]
-                        s = sz.pop(i)
-                        del ks[i]
-                        if not ks:
-                            del f_keys[j], f_sizes[j], f_maxes[j], f_mins[j], f_pmax[j]
-                        else:
-                            if not i:
-                                f_mins[j] = ks[0]
-                            if s == f_maxes[j]:
-                                f_maxes[j] = max(sz)
-                            if len(ks) < join_below:
-                                f_join(j)
-                    else:
-                        f_remove(nxt)
+                    q = pos_pop(nxt)
+                    del at_pos[q]
+                    f_remove(q)
                     size += ns
                 size += fb[prev]
-                fb[prev] = size
-                fe[prev + size] = prev
-                if seq_order:
-                    relist(prev, prev, size)
-                else:                              # FitList.replace(prev, prev, size), inline
-                    j = bisect_right(f_mins, prev) - 1
-                    f_sizes[j][bisect_left(f_keys[j], prev)] = size
-                    if size > f_maxes[j]:
-                        f_raise(j, size)
-                blk = prev
+                old = blk = prev
             elif ns is not None:
                 del fb[nxt]
                 size += ns
-                fb[blk] = size
-                fe[blk + size] = blk
-                if seq_order:
-                    relist(nxt, blk, size)
-                else:                              # FitList.replace(nxt, blk, size), inline
-                    j = bisect_right(f_mins, nxt) - 1
-                    ks = f_keys[j]
-                    i = bisect_left(ks, nxt)
-                    ks[i] = blk
-                    f_sizes[j][i] = size
-                    if not i:
-                        f_mins[j] = blk
-                    if size > f_maxes[j]:
-                        f_raise(j, size)
+                old = nxt
             else:
-                fb[blk] = size
-                fe[blk + size] = blk
-                if seq_order:
-                    k = next(seq)
-                    if lifo:
-                        k = _POS_MAX - k
-                    pos[blk] = k
-                    at_pos[k] = blk
-                else:
-                    k = blk
-                if seq_order and f_mins:           # FitList.insert(k, size), inline: k goes
+                old = 0
+            fb[blk] = size
+            fe[blk + size] = blk
+            if old:
+                relist(old, blk, size)
+            else:
+                k = next(seq)
+                if lifo:
+                    k = _POS_MAX - k
+                pos[blk] = k
+                at_pos[k] = blk
+                if f_mins:                         # FitList.insert(k, size), inline: k goes
                     if lifo:                       # first (LIFO) or last (FIFO)
                         j = 0
                         f_mins[0] = k
@@ -1508,19 +1430,6 @@ class SeqFit(ClassicAllocator):
                         f_raise(j, size)
                     if len(ks) > load2:
                         f_split(j)
-                elif f_mins:                       # FitList.insert(k, size), inline
-                    j = bisect_right(f_mins, k) - 1
-                    if j < 0:
-                        j = 0
-                        f_mins[0] = k
-                    ks = f_keys[j]
-                    i = bisect_left(ks, k)
-                    ks.insert(i, k)
-                    f_sizes[j].insert(i, size)
-                    if size > f_maxes[j]:
-                        f_raise(j, size)
-                    if len(ks) > load2:
-                        f_split(j)
                 else:
                     f_insert(k, size)
             if hl and ff and (blk + size - 1) >> 12 <= (blk >> 12) + 1:
@@ -1530,8 +1439,6 @@ class SeqFit(ClassicAllocator):
                     w(blk, hl)
                 if ff:
                     w(blk + size - ff, ff)
-            if rover_fix and blk < self.rover < blk + size:
-                self.rover = blk                   # CS:APP: the rover never points inside
 
         self.malloc = malloc                        # type: ignore[method-assign]
         self.free = free                            # type: ignore[method-assign]
