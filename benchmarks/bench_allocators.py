@@ -50,7 +50,6 @@ import argparse
 import gc
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -64,10 +63,10 @@ ROOT = HERE.parent
 if str(ROOT) not in sys.path:           # tests.alloc.* (the developer benches) are reused
     sys.path.insert(0, str(ROOT))
 
+from benchmarks.bench_replay import machine_description  # noqa: E402
 from tests.alloc.bench_glibc import _mm, workload  # noqa: E402
 from tests.alloc.bench_policies import NullKernel, Ops, replay, trace_ops  # noqa: E402
 
-import memsim  # noqa: E402
 from memsim.alloc import available, create  # noqa: E402
 from memsim.kernel.abi import Syscalls  # noqa: E402
 from memsim.trace.replay import replay as replay_trace  # noqa: E402
@@ -177,20 +176,6 @@ def git_dirty_files() -> list[str]:
     except (OSError, subprocess.CalledProcessError):
         return []
     return [line[3:] for line in out.splitlines() if line.strip()]
-
-
-def machine_description() -> dict[str, Any]:
-    cpu = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"python": sys.version.split()[0], "implementation": platform.python_implementation(),
-            "platform": platform.platform(), "cpu": cpu, "cpus": os.cpu_count(),
-            "memsim": memsim.__version__}
 
 
 def trace_label(path: Path) -> str:

@@ -12,6 +12,8 @@ from types import ModuleType
 
 import pytest
 
+from memsim.alloc import NotModelled
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "bench_allocators.py"
 SMALL_TRACE = ROOT / "corpus" / "grep.trace.zst"        # 23,840 calls
@@ -85,7 +87,7 @@ def test_an_allocator_that_raises_keeps_its_error_and_the_run_goes_on() -> None:
 
     def run(name: str) -> tuple[int, float]:
         if name == "broken":
-            raise bench.memsim.alloc.NotModelled("memalign is not modelled")
+            raise NotModelled("memalign is not modelled")
         return 1000, 0.01 if name == "glibc" else 0.02
 
     cells = bench.measure("w", run, ["glibc", "broken", "other"], 3, bench.Progress(True))
