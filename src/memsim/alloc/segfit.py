@@ -54,7 +54,7 @@ from sortedcontainers import SortedList
 
 from memsim.alloc.base import HeapUsage, register
 from memsim.alloc.classic import ClassicAllocator, option_error, power_of_two
-from memsim.alloc.seqfit import _SIZE_MAX, SeqFit, _sl_replace
+from memsim.alloc.seqfit import _SIZE_MAX, SeqFit
 from memsim.kernel.abi import Syscalls
 from memsim.units import PAGE_SIZE, KiB
 
@@ -63,6 +63,34 @@ __all__ = ["SegFit", "SimpleSeg"]
 _SHIFT = 48
 _POS_MAX = (1 << _SHIFT) - 1
 PER_DOUBLING = 4              # range classes per power of two
+
+
+def _sl_replace(sl: SortedList, old: int, new: int) -> None:
+    """Replace ``old`` by ``new`` in ``sl``: in place when ``new`` sorts where ``old`` was
+    (the common case of a split or merge that leaves the block's rank alone), else remove and
+    add. Tricky: writes SortedList's ``_lists``/``_maxes`` directly; its positional
+    ``_index`` depends only on the sublist lengths, which do not change."""
+    maxes = sl._maxes
+    lists = sl._lists
+    j = bisect_left(maxes, old)
+    lst = lists[j]
+    i = bisect_left(lst, old)
+    last = len(lst) - 1
+    if i:
+        lo = lst[i - 1]
+    else:
+        lo = lists[j - 1][-1] if j else -1
+    if i < last:
+        hi = lst[i + 1]
+    else:
+        hi = lists[j + 1][0] if j + 1 < len(lists) else 1 << 200
+    if lo < new < hi:
+        lst[i] = new
+        if i == last:
+            maxes[j] = new
+        return
+    sl.remove(old)
+    sl.add(new)
 
 
 @register("segfit", "segregated fits: exact small classes (LIFO), 4 range classes per power "

@@ -90,8 +90,6 @@ from itertools import accumulate, chain, compress, count, islice, pairwise
 from operator import add, eq
 from typing import Any
 
-from sortedcontainers import SortedList
-
 from memsim.alloc.base import HeapUsage, register
 from memsim.alloc.classic import ClassicAllocator, option_error, power_of_two
 from memsim.kernel.abi import Syscalls
@@ -466,46 +464,6 @@ class SizeList:
         assert all(len(lst) <= 2 * self.LOAD for lst in lists), "SizeList bucket too large"
         assert len(lists) < 2 or min(map(len, lists)) >= self.LOAD >> 1, \
             "SizeList bucket under a quarter full"
-
-
-def _ceiling(sl: SortedList, key: int) -> int | None:
-    """The smallest element of ``sl`` >= ``key``, or None: SortedList.bisect_left and
-    __getitem__ in one step over its two-level layout (``_maxes``, ``_lists``)."""
-    maxes = sl._maxes
-    j = bisect_left(maxes, key)
-    if j == len(maxes):
-        return None
-    lst = sl._lists[j]
-    return lst[bisect_left(lst, key)]
-
-
-def _sl_replace(sl: SortedList, old: int, new: int) -> None:
-    """Replace ``old`` by ``new`` in ``sl``: in place when ``new`` sorts where ``old`` was
-    (the common case of a split or merge that leaves the block's rank alone), else remove and
-    add. Tricky: writes SortedList's ``_lists``/``_maxes`` directly; its positional
-    ``_index`` depends only on the sublist lengths, which do not change. (Used by
-    :mod:`memsim.alloc.segfit`; SeqFit itself keeps a :class:`SizeList`.)"""
-    maxes = sl._maxes
-    lists = sl._lists
-    j = bisect_left(maxes, old)
-    lst = lists[j]
-    i = bisect_left(lst, old)
-    last = len(lst) - 1
-    if i:
-        lo = lst[i - 1]
-    else:
-        lo = lists[j - 1][-1] if j else -1
-    if i < last:
-        hi = lst[i + 1]
-    else:
-        hi = lists[j + 1][0] if j + 1 < len(lists) else 1 << 200
-    if lo < new < hi:
-        lst[i] = new
-        if i == last:
-            maxes[j] = new
-        return
-    sl.remove(old)
-    sl.add(new)
 
 
 _PLACEMENTS = ("first", "next", "best", "worst")
